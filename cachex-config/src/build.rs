@@ -1,0 +1,206 @@
+//! Checking a loaded configuration and building the caches it describes.
+
+use cachex_core::{
+    check_cache_name, Backend, Cache, CacheSettings, Error, MemoryLimits, MemoryStore, OnError, Problem, Problems,
+    Runtime,
+};
+
+use crate::load::{subject, Loaded};
+use crate::model::{BackendKind, CacheConfig};
+
+/// Keys that only some backends read; any other backend rejects them.
+const BACKEND_KEYS: [(&str, &[BackendKind]); 7] = [
+    ("url", &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached]),
+    ("max_entries", &[BackendKind::Memory]),
+    ("max_bytes", &[BackendKind::Memory, BackendKind::File]),
+    ("path", &[BackendKind::File]),
+    ("timeout", &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached]),
+    ("database", &[BackendKind::Mongodb]),
+    ("collection", &[BackendKind::Mongodb]),
+];
+
+fn is_set(cache: &CacheConfig, key: &str) -> bool {
+    match key {
+        "url" => cache.url.is_some(),
+        "max_entries" => cache.max_entries.is_some(),
+        "max_bytes" => cache.max_bytes.is_some(),
+        "path" => cache.path.is_some(),
+        "timeout" => cache.timeout.is_some(),
+        "database" => cache.database.is_some(),
+        "collection" => cache.collection.is_some(),
+        _ => false,
+    }
+}
+
+struct Checker<'a> {
+    loaded: &'a Loaded,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, path: &[&str], message: String) {
+        let problem = Problem::new(subject(path), message);
+        self.problems.push(match self.loaded.origin(path) {
+            Some(origin) => problem.origin(origin),
+            None => problem,
+        });
+    }
+
+    fn cache(&mut self, name: &str, own: &CacheConfig, effective: &CacheConfig) {
+        if let Err(problem) = check_cache_name(name) {
+            let origin = self.loaded.origin(&["caches", name]);
+            self.problems.push(match origin {
+                Some(origin) => problem.origin(origin),
+                None => problem,
+            });
+        }
+        self.settings(&["caches", name], own, effective);
+    }
+
+    /// Checks one cache's effective settings (or the defaults, at `base` = `["defaults"]`);
+    /// `own` is what was set at `base` itself.
+    fn settings(&mut self, base: &[&str], own: &CacheConfig, effective: &CacheConfig) {
+        let at = |key: &'static str| -> Vec<&str> {
+            let mut path = base.to_vec();
+            path.push(key);
+            path
+        };
+        let backend = effective.backend.unwrap_or(BackendKind::Memory);
+        for (key, backends) in BACKEND_KEYS {
+            if is_set(own, key) && !backends.contains(&backend) {
+                self.report(
+                    &at(key),
+                    format!(
+                        "`{key}` does not apply to backend `{}`; it is read by: {}",
+                        backend.name(),
+                        backends.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
+        if effective.max_entries == Some(0) {
+            self.report(&at("max_entries"), "must be at least 1 (leave it out for the default)".into());
+        }
+        if effective.max_bytes == Some(0) {
+            self.report(&at("max_bytes"), "must be at least 1 (leave it out for no byte bound)".into());
+        }
+        if let Some(prefix) = &own.prefix {
+            if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.report(
+                    &at("prefix"),
+                    "a prefix must be non-empty and have no spaces or control characters".into(),
+                );
+            }
+        }
+        match backend {
+            BackendKind::Memory => {}
+            other => self.report(
+                &at("backend"),
+                format!(
+                    "backend `{}` is not available in this build; available: {}",
+                    other.name(),
+                    available_backends()
+                ),
+            ),
+        }
+    }
+}
+
+/// The backends compiled into this build.
+pub fn available_backends() -> String {
+    BackendKind::ALL
+        .iter()
+        .filter(|kind| compiled_in(**kind))
+        .map(|kind| kind.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn compiled_in(kind: BackendKind) -> bool {
+    matches!(kind, BackendKind::Memory)
+}
+
+/// Checks a configuration, reporting every problem at once.
+pub fn check(loaded: &Loaded) -> Result<(), Error> {
+    let mut checker = Checker {
+        loaded,
+        problems: Vec::new(),
+    };
+    let config = &loaded.config;
+    if config.defaults.prefix.is_some() {
+        checker.report(
+            &["defaults", "prefix"],
+            "a prefix is per cache (two caches with one prefix would read each other's entries); \
+             set it under [caches.<name>]"
+                .into(),
+        );
+    }
+    if config.defaults.collection.is_some() {
+        checker.report(&["defaults", "collection"], "a collection is per cache; set it under [caches.<name>]".into());
+    }
+    for (name, own) in &config.caches {
+        checker.cache(name, own, &own.over(&config.defaults));
+    }
+    if config.caches.is_empty() {
+        // With no cache declared, the defaults alone serve every bound name.
+        checker.settings(&["defaults"], &config.defaults, &config.defaults);
+    }
+    if checker.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(Problems(checker.problems)))
+    }
+}
+
+/// Builds the cache `name` from its effective settings.
+pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> {
+    let settings = CacheSettings {
+        name: name.to_owned(),
+        prefix: effective.prefix.clone().unwrap_or_else(|| format!("cachex:{name}")),
+        ttl: effective.ttl.filter(|ttl| !ttl.is_zero()),
+        on_error: effective.on_error.unwrap_or(OnError::Bypass),
+        encoders: effective.encoders.clone(),
+    };
+    let backend = match effective.backend.unwrap_or(BackendKind::Memory) {
+        BackendKind::Memory => Backend::Memory(MemoryStore::new(&MemoryLimits {
+            max_entries: effective.max_entries,
+            max_bytes: effective.max_bytes,
+            ttl: settings.ttl,
+        })),
+        other => {
+            return Err(Error::Invalid(Problems(vec![Problem::new(
+                format!("cache `{name}`, key `backend`"),
+                format!("backend `{}` is not available in this build; available: {}", other.name(), available_backends()),
+            )])))
+        }
+    };
+    Ok(Cache::new(settings, backend))
+}
+
+/// Checks a configuration and builds its runtime: the declared caches, or, when none is
+/// declared, a factory that gives every name a cache with the defaults.
+pub fn build_runtime(loaded: &Loaded) -> Result<Runtime, Error> {
+    check(loaded)?;
+    let config = &loaded.config;
+    if config.caches.is_empty() {
+        let defaults = config.defaults.clone();
+        return Ok(Runtime::new(
+            Vec::new(),
+            Some(Box::new(move |name| build_cache(name, &defaults))),
+        ));
+    }
+    let mut caches = Vec::with_capacity(config.caches.len());
+    let mut problems = Vec::new();
+    for (name, own) in &config.caches {
+        match build_cache(name, &own.over(&config.defaults)) {
+            Ok(cache) => caches.push(cache),
+            Err(Error::Invalid(Problems(found))) => problems.extend(found),
+            Err(other) => problems.push(Problem::new(format!("cache `{name}`"), other.to_string())),
+        }
+    }
+    if problems.is_empty() {
+        Ok(Runtime::new(caches, None))
+    } else {
+        Err(Error::Invalid(Problems(problems)))
+    }
+}

@@ -1,0 +1,237 @@
+//! The configuration model: what `cachex.toml` and the `CACHEX_*` environment describe, and a
+//! builder for configurations made in code.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cachex_core::redact::SecretUrl;
+use cachex_core::OnError;
+use serde::{Deserialize, Serialize};
+
+/// The storage engine of a cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// In-process memory (the embedded default).
+    Memory,
+    /// One file per entry in a directory.
+    File,
+    /// Redis, standalone or cluster.
+    Redis,
+    /// MongoDB, one document per entry.
+    Mongodb,
+    /// Memcached, through a registered or built-in client.
+    Memcached,
+}
+
+impl BackendKind {
+    /// Every backend, in the order the docs list them.
+    pub const ALL: [BackendKind; 5] = [
+        BackendKind::Memory,
+        BackendKind::File,
+        BackendKind::Redis,
+        BackendKind::Mongodb,
+        BackendKind::Memcached,
+    ];
+
+    /// The name used in configuration.
+    ///
+    /// ```
+    /// assert_eq!(cachex_config::BackendKind::Mongodb.name(), "mongodb");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Memory => "memory",
+            BackendKind::File => "file",
+            BackendKind::Redis => "redis",
+            BackendKind::Mongodb => "mongodb",
+            BackendKind::Memcached => "memcached",
+        }
+    }
+}
+
+/// The whole configuration: defaults inherited by every cache, and the named caches.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachex_config::{CacheConfig, Config};
+///
+/// let config = Config::new()
+///     .defaults(CacheConfig::new().ttl(Duration::from_secs(300)))
+///     .cache("fib", CacheConfig::memory().max_entries(100_000));
+/// assert_eq!(config.effective("fib").unwrap().ttl, Some(Duration::from_secs(300)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Settings every cache inherits unless it sets its own.
+    #[serde(default)]
+    pub defaults: CacheConfig,
+    /// The named caches.
+    #[serde(default)]
+    pub caches: BTreeMap<String, CacheConfig>,
+}
+
+impl Config {
+    /// An empty configuration: with no caches, every bound name gets a memory cache.
+    pub fn new() -> Self {
+        Config::default()
+    }
+
+    /// Sets the defaults.
+    pub fn defaults(mut self, defaults: CacheConfig) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// Declares (or replaces) the cache `name`.
+    pub fn cache(mut self, name: impl Into<String>, cache: CacheConfig) -> Self {
+        self.caches.insert(name.into(), cache);
+        self
+    }
+
+    /// The settings of cache `name` with the defaults filled in, if it is declared.
+    pub fn effective(&self, name: &str) -> Option<CacheConfig> {
+        self.caches.get(name).map(|cache| cache.over(&self.defaults))
+    }
+}
+
+/// The settings of one cache (or of `[defaults]`). Every field is optional; what a cache does
+/// not set comes from `[defaults]`, then from the built-in defaults.
+///
+/// ```
+/// use cachex_config::{BackendKind, CacheConfig};
+/// let cache = CacheConfig::redis("redis://127.0.0.1:6379/0").prefix("myapp:datasets");
+/// assert_eq!(cache.backend, Some(BackendKind::Redis));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// The storage engine (default `memory`).
+    pub backend: Option<BackendKind>,
+    /// The server URL (redis, mongodb, memcached).
+    pub url: Option<SecretUrl>,
+    /// How long entries live; `"0s"` or absent = no expiry.
+    #[serde(default, with = "humantime_serde")]
+    pub ttl: Option<Duration>,
+    /// What a backend failure does (default `bypass`).
+    pub on_error: Option<OnError>,
+    /// The namespace of the cache's entries (default `cachex:<name>`).
+    pub prefix: Option<String>,
+    /// At most this many entries (memory).
+    pub max_entries: Option<u64>,
+    /// At most this many bytes of values (memory, file).
+    pub max_bytes: Option<u64>,
+    /// The directory of a file cache.
+    pub path: Option<PathBuf>,
+    /// Per-operation timeout of a remote backend.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// MongoDB database (default `cachex`).
+    pub database: Option<String>,
+    /// MongoDB collection (default the cache's name).
+    pub collection: Option<String>,
+    /// Argument type name (`std::any::type_name`, or as written) → encoder name.
+    #[serde(default)]
+    pub encoders: BTreeMap<String, String>,
+}
+
+impl CacheConfig {
+    /// Settings with nothing set.
+    pub fn new() -> Self {
+        CacheConfig::default()
+    }
+
+    /// A memory cache.
+    pub fn memory() -> Self {
+        CacheConfig::new().backend(BackendKind::Memory)
+    }
+
+    /// A file cache in `path`.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        CacheConfig {
+            path: Some(path.into()),
+            ..CacheConfig::new().backend(BackendKind::File)
+        }
+    }
+
+    /// A Redis cache at `url`.
+    pub fn redis(url: &str) -> Self {
+        CacheConfig::new().backend(BackendKind::Redis).url(url)
+    }
+
+    /// Sets the backend.
+    pub fn backend(mut self, backend: BackendKind) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Sets the server URL.
+    pub fn url(mut self, url: &str) -> Self {
+        self.url = Some(SecretUrl::new(url));
+        self
+    }
+
+    /// Sets the TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Sets what a backend failure does.
+    pub fn on_error(mut self, on_error: OnError) -> Self {
+        self.on_error = Some(on_error);
+        self
+    }
+
+    /// Sets the key prefix.
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = Some(prefix.to_owned());
+        self
+    }
+
+    /// Bounds the number of entries.
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = Some(max_entries);
+        self
+    }
+
+    /// Bounds the bytes of values.
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// Sets the per-operation timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Encodes arguments of type `type_name` with the encoder `encoder`.
+    pub fn encoder(mut self, type_name: &str, encoder: &str) -> Self {
+        self.encoders.insert(type_name.to_owned(), encoder.to_owned());
+        self
+    }
+
+    /// These settings with what they leave unset taken from `defaults`.
+    pub fn over(&self, defaults: &CacheConfig) -> CacheConfig {
+        let mut encoders = defaults.encoders.clone();
+        encoders.extend(self.encoders.clone());
+        CacheConfig {
+            backend: self.backend.or(defaults.backend),
+            url: self.url.clone().or_else(|| defaults.url.clone()),
+            ttl: self.ttl.or(defaults.ttl),
+            on_error: self.on_error.or(defaults.on_error),
+            prefix: self.prefix.clone(),
+            max_entries: self.max_entries.or(defaults.max_entries),
+            max_bytes: self.max_bytes.or(defaults.max_bytes),
+            path: self.path.clone().or_else(|| defaults.path.clone()),
+            timeout: self.timeout.or(defaults.timeout),
+            database: self.database.clone().or_else(|| defaults.database.clone()),
+            collection: self.collection.clone(),
+            encoders,
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! One named cache: its settings, its backend, its counters and its in-flight computations,
+//! and [`CacheHandle`], the public handle for direct get/set, invalidation and statistics.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::envelope::{self, DecodeError};
+use crate::error::{BoxError, Error};
+use crate::flight::Flights;
+use crate::key::Key;
+use crate::memory::MemoryStore;
+use crate::stats::{Counters, Stats};
+use crate::storage::{AsyncStorage, Storage};
+
+/// What a cached call does when its backend fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Log the failure, compute the value and return it (the default).
+    #[default]
+    Bypass,
+    /// Return the error to the caller (through `E: From<cachex::Error>`).
+    Fail,
+}
+
+/// A value that a cache can keep: what `#[cached]` requires of a return value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached",
+    label = "a cached value must be Serialize + DeserializeOwned + Clone + Send + Sync + 'static",
+    note = "derive serde's Serialize and Deserialize and Clone for it, or return a type that has them"
+)]
+pub trait CacheValue: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> CacheValue for T {}
+
+/// The settings of one cache that the runtime needs (the rest went into building its backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// The cache's name.
+    pub name: String,
+    /// The namespace of its entries in a shared store.
+    pub prefix: String,
+    /// How long an entry lives (`None` = no expiry).
+    pub ttl: Option<Duration>,
+    /// What a backend failure does.
+    pub on_error: OnError,
+    /// Argument type name → encoder name.
+    pub encoders: BTreeMap<String, String>,
+}
+
+impl CacheSettings {
+    /// Settings with the defaults: prefix `cachex:<name>`, no TTL, `bypass`, no encoders.
+    ///
+    /// ```
+    /// let settings = cachex_core::CacheSettings::new("fib");
+    /// assert_eq!(settings.prefix, "cachex:fib");
+    /// ```
+    pub fn new(name: &str) -> Self {
+        CacheSettings {
+            name: name.to_owned(),
+            prefix: format!("cachex:{name}"),
+            ttl: None,
+            on_error: OnError::Bypass,
+            encoders: BTreeMap::new(),
+        }
+    }
+}
+
+/// The storage behind one cache.
+pub enum Backend {
+    /// Typed values in process memory.
+    Memory(MemoryStore),
+    /// Enveloped bytes in an engine with a blocking and an async side.
+    Bytes {
+        /// The backend kind, for messages and stats (`file`, `redis`, ...).
+        kind: &'static str,
+        /// The blocking side.
+        blocking: Arc<dyn Storage>,
+        /// The async side.
+        nonblocking: Arc<dyn AsyncStorage>,
+    },
+}
+
+impl Backend {
+    /// The backend kind: `memory`, `file`, `redis`, `mongodb` or `memcached`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Memory(_) => "memory",
+            Backend::Bytes { kind, .. } => kind,
+        }
+    }
+}
+
+/// One named cache.
+pub struct Cache {
+    pub(crate) settings: CacheSettings,
+    backend: Backend,
+    counters: Counters,
+    pub(crate) flights: Flights,
+}
+
+enum Found<V> {
+    Hit(V),
+    Miss,
+    Corrupt(DecodeError),
+}
+
+impl Cache {
+    /// A cache with these settings over this backend.
+    pub fn new(settings: CacheSettings, backend: Backend) -> Self {
+        Cache {
+            settings,
+            backend,
+            counters: Counters::default(),
+            flights: Flights::default(),
+        }
+    }
+
+    /// The cache's settings.
+    pub fn settings(&self) -> &CacheSettings {
+        &self.settings
+    }
+
+    fn storage_key(&self, key: &Key) -> String {
+        format!("{}:{}", self.settings.prefix, key.to_hex())
+    }
+
+    fn backend_error(&self, source: BoxError) -> Error {
+        self.counters.error();
+        let error = Error::Backend {
+            cache: self.settings.name.clone(),
+            backend: self.backend.kind(),
+            source,
+        };
+        tracing::warn!(cache = %self.settings.name, error = %error, "cachex backend error");
+        error
+    }
+
+    fn decoded<V: CacheValue>(&self, key: &Key, bytes: Option<Vec<u8>>, started: Instant, counted: bool) -> Option<V> {
+        let found = match bytes {
+            None => Found::Miss,
+            Some(bytes) => match envelope::decode::<V>(&bytes) {
+                Ok(value) => Found::Hit(value),
+                Err(DecodeError::Expired) => Found::Miss,
+                Err(e) => Found::Corrupt(e),
+            },
+        };
+        let latency_us = started.elapsed().as_micros() as u64;
+        if !counted {
+            return match found {
+                Found::Hit(value) => Some(value),
+                Found::Miss | Found::Corrupt(_) => None,
+            };
+        }
+        match found {
+            Found::Hit(value) => {
+                self.counters.hit();
+                tracing::trace!(cache = %self.settings.name, key = %short(key), latency_us, "cachex hit");
+                Some(value)
+            }
+            Found::Miss => {
+                self.counters.miss();
+                tracing::trace!(cache = %self.settings.name, key = %short(key), latency_us, "cachex miss");
+                None
+            }
+            Found::Corrupt(reason) => {
+                self.counters.miss();
+                self.counters.error();
+                tracing::warn!(cache = %self.settings.name, key = %short(key), %reason, "cachex stored value unusable, recomputing");
+                None
+            }
+        }
+    }
+
+    #[inline]
+    fn memory_lookup<V: CacheValue>(&self, store: &MemoryStore, key: &Key, counted: bool) -> Option<V> {
+        let value = store.get::<V>(key);
+        if counted {
+            if value.is_some() {
+                self.counters.hit();
+                tracing::trace!(cache = %self.settings.name, key = %short(key), "cachex hit");
+            } else {
+                self.counters.miss();
+                tracing::trace!(cache = %self.settings.name, key = %short(key), "cachex miss");
+            }
+        }
+        value
+    }
+
+    /// The value under `key`, blocking on the backend; `counted` = it counts as a hit or miss
+    /// (the second look of a single-flight leader does not).
+    #[inline]
+    pub(crate) fn lookup<V: CacheValue>(&self, key: &Key, counted: bool) -> Result<Option<V>, Error> {
+        match &self.backend {
+            Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
+            Backend::Bytes { blocking, .. } => {
+                let started = Instant::now();
+                let bytes = blocking.get(&self.storage_key(key)).map_err(|e| self.backend_error(e))?;
+                Ok(self.decoded(key, bytes, started, counted))
+            }
+        }
+    }
+
+    /// The value under `key`, awaiting the backend; `counted` as for [`Cache::lookup`].
+    pub(crate) async fn lookup_async<V: CacheValue>(&self, key: &Key, counted: bool) -> Result<Option<V>, Error> {
+        match &self.backend {
+            Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
+            Backend::Bytes { nonblocking, .. } => {
+                let started = Instant::now();
+                let bytes = nonblocking.get(&self.storage_key(key)).await.map_err(|e| self.backend_error(e))?;
+                Ok(self.decoded(key, bytes, started, counted))
+            }
+        }
+    }
+
+    fn encode<V: CacheValue>(&self, value: &V) -> Result<Vec<u8>, Error> {
+        envelope::encode(value, self.settings.ttl).map_err(|e| {
+            self.counters.error();
+            Error::Encode {
+                cache: self.settings.name.clone(),
+                message: e.to_string(),
+            }
+        })
+    }
+
+    fn stored(&self, key: &Key) {
+        self.counters.store();
+        tracing::debug!(cache = %self.settings.name, key = %short(key), "cachex store");
+    }
+
+    /// Stores `value` under `key`, blocking on the backend.
+    pub(crate) fn store<V: CacheValue>(&self, key: &Key, value: &V) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Memory(store) => store.insert(*key, value.clone()),
+            Backend::Bytes { blocking, .. } => {
+                let bytes = self.encode(value)?;
+                blocking
+                    .set(&self.storage_key(key), &bytes, self.settings.ttl)
+                    .map_err(|e| self.backend_error(e))?;
+            }
+        }
+        self.stored(key);
+        Ok(())
+    }
+
+    /// Stores `value` under `key`, awaiting the backend.
+    pub(crate) async fn store_async<V: CacheValue>(&self, key: &Key, value: &V) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Memory(store) => store.insert(*key, value.clone()),
+            Backend::Bytes { nonblocking, .. } => {
+                let bytes = self.encode(value)?;
+                nonblocking
+                    .set(&self.storage_key(key), &bytes, self.settings.ttl)
+                    .await
+                    .map_err(|e| self.backend_error(e))?;
+            }
+        }
+        self.stored(key);
+        Ok(())
+    }
+
+    /// Removes the entry under `key`, blocking on the backend.
+    pub(crate) fn remove(&self, key: &Key) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Memory(store) => Ok(store.remove(key)),
+            Backend::Bytes { blocking, .. } => blocking.delete(&self.storage_key(key)).map_err(|e| self.backend_error(e)),
+        }
+    }
+
+    /// Removes the entry under `key`, awaiting the backend.
+    pub(crate) async fn remove_async(&self, key: &Key) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Memory(store) => Ok(store.remove(key)),
+            Backend::Bytes { nonblocking, .. } => nonblocking
+                .delete(&self.storage_key(key))
+                .await
+                .map_err(|e| self.backend_error(e)),
+        }
+    }
+
+    fn clear_blocking(&self) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Memory(store) => Ok(store.clear()),
+            Backend::Bytes { blocking, .. } => blocking.clear().map_err(|e| self.backend_error(e)),
+        }
+    }
+
+    async fn clear_nonblocking(&self) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Memory(store) => Ok(store.clear()),
+            Backend::Bytes { nonblocking, .. } => nonblocking.clear().await.map_err(|e| self.backend_error(e)),
+        }
+    }
+}
+
+/// The first 8 hex digits of a key, what events show.
+fn short(key: &Key) -> String {
+    key.to_hex()[..8].to_owned()
+}
+
+/// A handle on one named cache: direct get/set, invalidation, statistics.
+///
+/// Obtained with [`cache`](crate::cache). Keys of direct access are any `Serialize` value,
+/// hashed like arguments; they never collide with the entries of `#[cached]` functions.
+///
+/// ```
+/// # fn main() -> Result<(), cachex_core::Error> {
+/// let sessions = cachex_core::cache("doc_sessions")?;
+/// sessions.set(&"user:42", &String::from("alice"))?;
+/// assert_eq!(sessions.get::<_, String>(&"user:42")?.as_deref(), Some("alice"));
+/// sessions.remove(&"user:42")?;
+/// assert_eq!(sessions.get::<_, String>(&"user:42")?, None);
+/// assert_eq!(sessions.stats().stores, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct CacheHandle(pub(crate) Arc<Cache>);
+
+impl CacheHandle {
+    /// The cache's name.
+    pub fn name(&self) -> &str {
+        &self.0.settings.name
+    }
+
+    /// The backend kind: `memory`, `file`, `redis`, `mongodb` or `memcached`.
+    pub fn backend(&self) -> &'static str {
+        self.0.backend.kind()
+    }
+
+    /// A snapshot of the cache's counters.
+    pub fn stats(&self) -> Stats {
+        self.0.counters.snapshot()
+    }
+
+    fn key<K: Serialize + ?Sized>(&self, key: &K) -> Key {
+        Key::direct(&self.0.settings.name, key)
+    }
+
+    /// The value stored under `key`, if any, blocking on the backend.
+    pub fn get<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K) -> Result<Option<V>, Error> {
+        self.0.lookup(&self.key(key), true)
+    }
+
+    /// Stores `value` under `key` with the cache's TTL, blocking on the backend.
+    pub fn set<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K, value: &V) -> Result<(), Error> {
+        self.0.store(&self.key(key), value)
+    }
+
+    /// Removes the entry under `key`, blocking on the backend.
+    pub fn remove<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), Error> {
+        self.0.remove(&self.key(key))
+    }
+
+    /// Removes every entry of this cache (and of no other cache), blocking on the backend.
+    pub fn clear(&self) -> Result<(), Error> {
+        self.0.clear_blocking()
+    }
+
+    /// The value stored under `key`, if any, awaiting the backend.
+    pub async fn get_async<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K) -> Result<Option<V>, Error> {
+        self.0.lookup_async(&self.key(key), true).await
+    }
+
+    /// Stores `value` under `key` with the cache's TTL, awaiting the backend.
+    pub async fn set_async<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K, value: &V) -> Result<(), Error> {
+        self.0.store_async(&self.key(key), value).await
+    }
+
+    /// Removes the entry under `key`, awaiting the backend.
+    pub async fn remove_async<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), Error> {
+        self.0.remove_async(&self.key(key)).await
+    }
+
+    /// Removes every entry of this cache (and of no other cache), awaiting the backend.
+    pub async fn clear_async(&self) -> Result<(), Error> {
+        self.0.clear_nonblocking().await
+    }
+}
+
+impl std::fmt::Debug for CacheHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheHandle")
+            .field("name", &self.0.settings.name)
+            .field("backend", &self.backend())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

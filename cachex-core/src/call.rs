@@ -1,0 +1,133 @@
+//! What a `#[cached]` call does: form the key, look it up, and on a miss compute once per key
+//! (single-flight), store, and hand the value to the waiters. Used by the generated code.
+
+use std::future::Future;
+
+use crate::cache::{Cache, OnError};
+use crate::error::Error;
+use crate::flight::Joined;
+use crate::key::{ArgEncoding, Key, KeyBuilder};
+use crate::output::Output;
+use crate::registry::Binding;
+
+/// A call whose key is known.
+pub struct Prepared {
+    cache: &'static Cache,
+    key: Key,
+}
+
+/// Forms the key of one call of `binding`; `encode` adds the arguments. `None` when the call
+/// must run uncached (cachex did not initialise, the binding is invalid, or an argument could
+/// not be encoded).
+#[inline]
+pub fn prepare(binding: &'static Binding, encode: impl FnOnce(&mut KeyBuilder, &[ArgEncoding])) -> Option<Prepared> {
+    let resolved = binding.resolved()?;
+    let mut builder = KeyBuilder::new(&resolved.seed);
+    encode(&mut builder, &resolved.encodings);
+    Some(Prepared {
+        cache: &resolved.cache,
+        key: builder.finish()?,
+    })
+}
+
+/// Under `on_error = "fail"`, the error as the function's return value.
+fn failed<R>(cache: &Cache, error: Error, fail: Option<fn(Error) -> R>) -> Option<R> {
+    match (cache.settings.on_error, fail) {
+        (OnError::Fail, Some(fail)) => Some(fail(error)),
+        _ => None,
+    }
+}
+
+/// Runs a blocking cached call.
+pub fn run<K, R: Output<K>>(prepared: Option<Prepared>, fail: Option<fn(Error) -> R>, compute: impl FnOnce() -> R) -> R {
+    let Some(Prepared { cache, key }) = prepared else {
+        return compute();
+    };
+    loop {
+        match cache.lookup::<R::Value>(&key, true) {
+            Ok(Some(value)) => return R::from_value(value),
+            Ok(None) => {}
+            Err(error) => return failed(cache, error, fail).unwrap_or_else(compute),
+        }
+        let mut leader = match cache.flights.join(key) {
+            Joined::Leader(leader) => leader,
+            Joined::Waiter(waiter) => match waiter.wait::<R::Value>() {
+                Some(value) => return R::from_value(value),
+                None => continue,
+            },
+        };
+        // A leader that finished between the lookup and the join has stored the value.
+        if let Ok(Some(value)) = cache.lookup::<R::Value>(&key, false) {
+            return R::from_value(value);
+        }
+        let result = compute();
+        if let Some(value) = result.value() {
+            if let Err(error) = cache.store(&key, value) {
+                if let Some(failure) = failed(cache, error, fail) {
+                    return failure;
+                }
+            }
+            leader.share(value);
+        }
+        return result;
+    }
+}
+
+/// Runs an async cached call.
+pub async fn run_async<K, R: Output<K>>(
+    prepared: Option<Prepared>,
+    fail: Option<fn(Error) -> R>,
+    compute: impl Future<Output = R>,
+) -> R {
+    let Some(Prepared { cache, key }) = prepared else {
+        return compute.await;
+    };
+    loop {
+        match cache.lookup_async::<R::Value>(&key, true).await {
+            Ok(Some(value)) => return R::from_value(value),
+            Ok(None) => {}
+            Err(error) => {
+                return match failed(cache, error, fail) {
+                    Some(failure) => failure,
+                    None => compute.await,
+                }
+            }
+        }
+        let mut leader = match cache.flights.join(key) {
+            Joined::Leader(leader) => leader,
+            Joined::Waiter(waiter) => match waiter.wait_async::<R::Value>().await {
+                Some(value) => return R::from_value(value),
+                None => continue,
+            },
+        };
+        if let Ok(Some(value)) = cache.lookup_async::<R::Value>(&key, false).await {
+            return R::from_value(value);
+        }
+        let result = compute.await;
+        if let Some(value) = result.value() {
+            if let Err(error) = cache.store_async(&key, value).await {
+                if let Some(failure) = failed(cache, error, fail) {
+                    return failure;
+                }
+            }
+            leader.share(value);
+        }
+        return result;
+    }
+}
+
+/// Removes the entry of one call (the `<fn>_invalidate` companion of a cached function).
+pub fn invalidate(prepared: Option<Prepared>) -> Result<(), Error> {
+    match prepared {
+        Some(Prepared { cache, key }) => cache.remove(&key),
+        None => Ok(()),
+    }
+}
+
+/// Removes the entry of one call, awaiting the backend.
+pub async fn invalidate_async(prepared: Option<Prepared>) -> Result<(), Error> {
+    match prepared {
+        Some(Prepared { cache, key }) => cache.remove_async(&key).await,
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,167 @@
+//! The in-process backend: typed values in a `moka` cache, bounded by entries and/or bytes,
+//! with the cache's TTL. No serialization on the hot path; values are cloned out on a hit.
+
+use std::any::Any;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::key::Key;
+
+/// The number of entries a memory cache keeps when neither `max_entries` nor `max_bytes` is set.
+pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+
+/// Bounds and expiry of one memory cache.
+///
+/// ```
+/// use std::time::Duration;
+/// let limits = cachex_core::MemoryLimits { max_entries: Some(100), max_bytes: None, ttl: Some(Duration::from_secs(60)) };
+/// let store = cachex_core::MemoryStore::new(&limits);
+/// assert_eq!(store.entry_count(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// At most this many entries.
+    pub max_entries: Option<u64>,
+    /// At most this many bytes of values, measured as their bincode size.
+    pub max_bytes: Option<u64>,
+    /// Entries expire this long after they were written (`None` = never).
+    pub ttl: Option<Duration>,
+}
+
+#[derive(Clone)]
+struct Entry(Arc<dyn Any + Send + Sync>, u32);
+
+/// A process-wide, typed in-memory store for one cache.
+pub struct MemoryStore {
+    entries: moka::sync::Cache<Key, Entry, DigestHasher>,
+    measures_bytes: bool,
+    min_weight: u64,
+}
+
+impl MemoryStore {
+    /// A store with these limits. With both `max_entries` and `max_bytes`, each entry weighs at
+    /// least `max_bytes / max_entries`, so both bounds hold.
+    pub fn new(limits: &MemoryLimits) -> Self {
+        let mut builder = moka::sync::Cache::builder();
+        let (capacity, min_weight, measures_bytes) = match (limits.max_entries, limits.max_bytes) {
+            (entries, Some(bytes)) => (bytes, entries.map_or(1, |n| (bytes / n.max(1)).max(1)), true),
+            (entries, None) => (entries.unwrap_or(DEFAULT_MAX_ENTRIES), 1, false),
+        };
+        builder = builder.max_capacity(capacity).weigher(|_, entry: &Entry| entry.1);
+        if let Some(ttl) = limits.ttl.filter(|ttl| !ttl.is_zero()) {
+            builder = builder.time_to_live(ttl);
+        }
+        MemoryStore {
+            entries: builder.build_with_hasher(DigestHasher),
+            measures_bytes,
+            min_weight,
+        }
+    }
+
+    /// The value under `key` if present, not expired, and of type `V`.
+    #[inline]
+    pub fn get<V: Clone + 'static>(&self, key: &Key) -> Option<V> {
+        self.entries.get(key).and_then(|entry| entry.0.downcast_ref::<V>().cloned())
+    }
+
+    /// Stores `value` under `key`.
+    pub fn insert<V: serde::Serialize + Send + Sync + 'static>(&self, key: Key, value: V) {
+        let bytes = if self.measures_bytes { encoded_len(&value) } else { 0 };
+        let weight = bytes.max(self.min_weight).min(u64::from(u32::MAX)) as u32;
+        self.entries.insert(key, Entry(Arc::new(value), weight));
+    }
+
+    /// Removes the entry under `key`.
+    pub fn remove(&self, key: &Key) {
+        self.entries.invalidate(key);
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
+        self.entries.run_pending_tasks();
+    }
+
+    /// The number of live entries, after pending evictions have run.
+    pub fn entry_count(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+}
+
+fn encoded_len<V: serde::Serialize>(value: &V) -> u64 {
+    struct Count<'a>(&'a mut u64);
+    impl bincode::enc::write::Writer for Count<'_> {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+            *self.0 += bytes.len() as u64;
+            Ok(())
+        }
+    }
+    let mut count = 0;
+    match bincode::serde::encode_into_writer(value, Count(&mut count), bincode::config::standard()) {
+        Ok(()) => count,
+        Err(_) => 0,
+    }
+}
+
+/// Keys are already uniform blake3 digests: their first eight bytes are the hash.
+#[derive(Clone, Copy, Default)]
+struct DigestHasher;
+
+impl BuildHasher for DigestHasher {
+    type Hasher = FirstWord;
+    fn build_hasher(&self) -> FirstWord {
+        FirstWord(0)
+    }
+}
+
+struct FirstWord(u64);
+
+impl Hasher for FirstWord {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        if bytes.len() >= 8 {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[..8]);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+    #[inline]
+    fn write_usize(&mut self, _: usize) {}
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_values_and_wrong_type_is_a_miss() {
+        let store = MemoryStore::new(&MemoryLimits::default());
+        let key = Key([1; 32]);
+        store.insert(key, String::from("x"));
+        assert_eq!(store.get::<String>(&key).as_deref(), Some("x"));
+        assert_eq!(store.get::<u64>(&key), None);
+        store.remove(&key);
+        assert_eq!(store.get::<String>(&key), None);
+    }
+
+    #[test]
+    fn bytes_and_entries_both_bound() {
+        let limits = MemoryLimits { max_entries: Some(10), max_bytes: Some(10_000), ttl: None };
+        let store = MemoryStore::new(&limits);
+        for i in 0..200u8 {
+            store.insert(Key([i; 32]), vec![0u8; 10]);
+        }
+        assert!(store.entry_count() <= 10, "{} entries", store.entry_count());
+        let store = MemoryStore::new(&limits);
+        for i in 0..200u8 {
+            store.insert(Key([i; 32]), vec![0u8; 2_000]);
+        }
+        assert!(store.entry_count() <= 5, "{} entries of 2 KB", store.entry_count());
+    }
+}

@@ -1,0 +1,48 @@
+//! # cachex
+//!
+//! Configuration-first caching for Rust services. Caches are declared by name in
+//! `cachex.toml` (overridable by `CACHEX_*` environment variables), bound to functions with
+//! `#[cached(name = "...")]`, and served by real storage engines.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! static CALLS: AtomicU32 = AtomicU32::new(0);
+//!
+//! #[cachex::cached(name = "doc_square")]
+//! fn square(n: u64) -> u64 {
+//!     CALLS.fetch_add(1, Ordering::SeqCst);
+//!     n * n
+//! }
+//!
+//! fn main() -> Result<(), cachex::Error> {
+//!     cachex::init()?; // no cachex.toml here: every bound name gets a memory cache
+//!     assert_eq!(square(12), 144);
+//!     assert_eq!(square(12), 144);
+//!     assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+//!     assert_eq!(cachex::cache("doc_square")?.stats().hits, 1);
+//!     square_invalidate(12)?;
+//!     assert_eq!(square(12), 144);
+//!     assert_eq!(CALLS.load(Ordering::SeqCst), 2);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! See the README for the configuration format, the backends, and the mapping from the
+//! Python library's names.
+#![warn(missing_docs)]
+
+pub use cachex_config::{init, init_with, BackendKind, CacheConfig, Config};
+pub use cachex_core::{
+    cache, AsyncStorage, BoxError, BoxFuture, CacheHandle, CacheValue, Error, KeyBuilder, OnError, Problem, Problems,
+    Stats, Storage,
+};
+pub use cachex_macros::{cached, encoder};
+
+/// Configuration loading and checking, for users who compose their own sources.
+pub mod config {
+    pub use cachex_config::*;
+}
+
+#[doc(hidden)]
+pub use cachex_core::__private;
