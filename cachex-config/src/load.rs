@@ -18,7 +18,7 @@ pub const ENV_PREFIX: &str = "CACHEX_";
 
 /// A configuration together with the sources it was read from, so later checks can say where
 /// a bad value came from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Loaded {
     /// The configuration.
     pub config: Config,
@@ -36,6 +36,25 @@ impl Loaded {
         let figment = self.sources.as_ref()?;
         let metadata = figment.find_metadata(&path.join("."))?;
         Some(describe_origin(metadata, path))
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    /// The configuration (passwords hidden) and the names of its sources, never their raw values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sources: Vec<String> = self
+            .sources
+            .iter()
+            .flat_map(|figment| figment.metadata())
+            .map(|metadata| match &metadata.source {
+                Some(source) => format!("{} ({source})", metadata.name),
+                None => metadata.name.to_string(),
+            })
+            .collect();
+        f.debug_struct("Loaded")
+            .field("config", &self.config)
+            .field("sources", &sources)
+            .finish()
     }
 }
 
@@ -151,13 +170,9 @@ fn problem(error: &figment::Error) -> Problem {
             }
         }
     };
-    let mut full_path = path.clone();
-    if let figment::error::Kind::UnknownField(field, _) = &error.kind {
-        full_path.push(field);
-    }
-    let problem = Problem::new(subject(&full_path), message);
+    let problem = Problem::new(subject(&path), message);
     match &error.metadata {
-        Some(metadata) => problem.origin(describe_origin(metadata, &full_path)),
+        Some(metadata) => problem.origin(describe_origin(metadata, &path)),
         None => problem,
     }
 }

@@ -16,7 +16,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// let err = cachex_core::Error::UnknownCache("sessions".into());
 /// assert!(err.to_string().contains("sessions"));
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The configuration or the bindings in the binary are invalid; every problem is listed.
@@ -34,7 +34,7 @@ pub enum Error {
         source: BoxError,
     },
     /// A value could not be encoded for storage.
-    #[error("cache `{cache}`: cannot encode the value: {message}")]
+    #[error("cache `{cache}`: cannot encode the value: {}", redact(.message))]
     Encode {
         /// The cache the value was meant for.
         cache: String,
@@ -48,8 +48,23 @@ pub enum Error {
     #[error("no cache named `{0}`: declare it as [caches.{0}] in cachex.toml, or bind a function to it with #[cached(name = \"{0}\")]")]
     UnknownCache(String),
     /// The configuration could not be loaded, so caching is off for this process.
-    #[error("cachex could not initialise, caching is off: {0}")]
+    #[error("cachex could not initialise, caching is off: {}", redact(.0))]
     NotInitialized(String),
+}
+
+impl fmt::Debug for Error {
+    /// The message, with URL passwords hidden (a backend's own error may quote its URL).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let variant = match self {
+            Error::Invalid(_) => "Invalid",
+            Error::Backend { .. } => "Backend",
+            Error::Encode { .. } => "Encode",
+            Error::AlreadyInitialized => "AlreadyInitialized",
+            Error::UnknownCache(_) => "UnknownCache",
+            Error::NotInitialized(_) => "NotInitialized",
+        };
+        write!(f, "{variant}({:?})", redact(&self.to_string()))
+    }
 }
 
 impl From<Error> for std::io::Error {
@@ -76,29 +91,28 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem about `subject` with a message saying what is wrong.
+    /// A problem about `subject` with a message saying what is wrong (URL passwords hidden).
     pub fn new(subject: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
-            subject: subject.into(),
+            subject: redact(&subject.into()),
             origin: None,
-            message: message.into(),
+            message: redact(&message.into()),
         }
     }
 
     /// Records where the bad value came from.
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into());
+        self.origin = Some(redact(&origin.into()));
         self
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match &self.origin {
-            Some(origin) => format!("{} (from {}): {}", self.subject, origin, self.message),
-            None => format!("{}: {}", self.subject, self.message),
-        };
-        f.write_str(&redact(&text))
+        match &self.origin {
+            Some(origin) => write!(f, "{} (from {}): {}", self.subject, origin, self.message),
+            None => write!(f, "{}: {}", self.subject, self.message),
+        }
     }
 }
 
