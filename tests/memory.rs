@@ -367,3 +367,12 @@ fn direct_get_and_set_through_the_handle() {
     assert_eq!(handle.get::<_, u64>(&("user", 7)).unwrap(), None, "another type is a miss");
     assert!(matches!(cachex::cache("undeclared"), Err(cachex::Error::UnknownCache(_))));
 }
+
+#[test]
+fn a_second_init_is_refused() {
+    setup();
+    assert!(matches!(
+        cachex::init_with(Config::new().cache("plain", CacheConfig::memory())),
+        Err(cachex::Error::AlreadyInitialized)
+    ));
+}

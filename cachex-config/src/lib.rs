@@ -52,6 +52,9 @@ pub fn init_with(config: Config) -> Result<(), Error> {
 }
 
 fn init_loaded(loaded: Loaded) -> Result<(), Error> {
+    if cachex_core::initialized() {
+        return Err(Error::AlreadyInitialized);
+    }
     let runtime = build_runtime(&loaded)?;
     let problems = registry::check_bindings(&runtime);
     if !problems.is_empty() {

@@ -30,7 +30,7 @@ pub use cache::{Backend, Cache, CacheHandle, CacheSettings, CacheValue, OnError}
 pub use error::{BoxError, Error, Problem, Problems};
 pub use key::{ArgCaps, ArgEncoding, Key, KeyBuilder};
 pub use memory::{MemoryLimits, MemoryStore, DEFAULT_MAX_ENTRIES};
-pub use runtime::{cache, check_cache_name, install, runtime, CacheFactory, Loader, Runtime};
+pub use runtime::{cache, check_cache_name, initialized, install, runtime, CacheFactory, Loader, Runtime};
 pub use stats::Stats;
 pub use storage::{AsyncStorage, BoxFuture, Storage};
 

@@ -109,6 +109,11 @@ inventory::collect!(Loader);
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 
+/// Whether a runtime is installed (by `init` or by a cached call that ran first).
+pub fn initialized() -> bool {
+    RUNTIME.get().is_some()
+}
+
 /// Installs `runtime` as the process's runtime.
 ///
 /// Fails with [`Error::AlreadyInitialized`] if a runtime is installed already (by an earlier
