@@ -39,6 +39,12 @@ pub use cachex_core::{
 };
 pub use cachex_macros::{cached, encoder};
 
+/// The value envelope that byte-storing backends keep (magic, version, type fingerprint,
+/// expiry, bincode payload).
+pub mod envelope {
+    pub use cachex_core::envelope::*;
+}
+
 /// Configuration loading and checking, for users who compose their own sources.
 pub mod config {
     pub use cachex_config::*;

@@ -92,8 +92,14 @@ impl Checker<'_> {
                 );
             }
         }
+        if backend == BackendKind::File && effective.path.is_none() {
+            self.report(
+                &at("path"),
+                "a file cache needs `path`, the directory of its entries (e.g. path = \"target/cachex/reports\")".into(),
+            );
+        }
         match backend {
-            BackendKind::Memory => {}
+            kind if compiled_in(kind) => {}
             other => self.report(
                 &at("backend"),
                 format!(
@@ -117,7 +123,11 @@ pub fn available_backends() -> String {
 }
 
 fn compiled_in(kind: BackendKind) -> bool {
-    matches!(kind, BackendKind::Memory)
+    match kind {
+        BackendKind::Memory => true,
+        BackendKind::File => cfg!(feature = "file"),
+        BackendKind::Redis | BackendKind::Mongodb | BackendKind::Memcached => false,
+    }
 }
 
 /// Checks a configuration, reporting every problem at once.
@@ -167,6 +177,16 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
             max_bytes: effective.max_bytes,
             ttl: settings.ttl,
         })),
+        #[cfg(feature = "file")]
+        BackendKind::File => {
+            let path = effective.path.clone().unwrap_or_default();
+            let store = cachex_core::FileStore::new(&path, &settings.prefix, effective.max_bytes);
+            Backend::Bytes {
+                kind: "file",
+                blocking: std::sync::Arc::new(store.clone()),
+                nonblocking: std::sync::Arc::new(store),
+            }
+        }
         other => {
             return Err(Error::Invalid(Problems(vec![Problem::new(
                 format!("cache `{name}`, key `backend`"),

@@ -17,6 +17,8 @@ pub mod call;
 pub mod envelope;
 mod error;
 mod flight;
+#[cfg(feature = "file")]
+mod file;
 pub mod key;
 mod memory;
 pub mod output;
@@ -28,6 +30,8 @@ mod storage;
 
 pub use cache::{Backend, Cache, CacheHandle, CacheSettings, CacheValue, OnError};
 pub use error::{BoxError, Error, Problem, Problems};
+#[cfg(feature = "file")]
+pub use file::FileStore;
 pub use key::{ArgCaps, ArgEncoding, Key, KeyBuilder};
 pub use memory::{MemoryLimits, MemoryStore, DEFAULT_MAX_ENTRIES};
 pub use runtime::{cache, check_cache_name, initialized, install, runtime, CacheFactory, Loader, Runtime};
