@@ -1,0 +1,6 @@
+#[cachex::cached(name = "c")]
+fn log(line: String) {
+    println!("{line}");
+}
+
+fn main() {}
