@@ -17,7 +17,10 @@ fn every_example_configuration_parses_and_checks() {
         assert!(!loaded.config.caches.is_empty(), "{} declares caches", path.display());
         let available = cachex::config::available_backends();
         let buildable = loaded.config.caches.values().all(|cache| {
-            let backend = cache.over(&loaded.config.defaults).backend.map_or("memory", |b| b.name());
+            let backend = cache
+                .over(&loaded.config.defaults)
+                .backend
+                .map_or("memory", |b| b.name());
             available.split(", ").any(|name| name == backend)
         });
         if buildable {

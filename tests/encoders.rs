@@ -79,7 +79,10 @@ fn custom_encoder_and_type_name_match_as_written_or_in_full() {
     // Same lowercase email, another note: `String` is skipped in this cache, so it is a hit.
     let second = profile(Email("ann@example.com".into()), "second".into());
     assert_eq!(first, second);
-    assert_eq!(computed("profile:Ann@Example.com") + computed("profile:ann@example.com"), 1);
+    assert_eq!(
+        computed("profile:Ann@Example.com") + computed("profile:ann@example.com"),
+        1
+    );
     profile(Email("bob@example.com".into()), "x".into());
     assert_eq!(computed("profile:bob@example.com"), 1);
 }

@@ -110,7 +110,10 @@ async fn async_round_trip_through_a_file() {
     assert_eq!(COMPUTED.get("report_async:2"), 1);
     let handle = cachex::cache("files").unwrap();
     handle.set_async(&"direct", &vec![1u8, 2, 3]).await.unwrap();
-    assert_eq!(handle.get_async::<_, Vec<u8>>(&"direct").await.unwrap(), Some(vec![1, 2, 3]));
+    assert_eq!(
+        handle.get_async::<_, Vec<u8>>(&"direct").await.unwrap(),
+        Some(vec![1, 2, 3])
+    );
     handle.remove_async(&"direct").await.unwrap();
     assert_eq!(handle.get_async::<_, Vec<u8>>(&"direct").await.unwrap(), None);
 }
@@ -201,7 +204,9 @@ fn a_truncated_file_is_a_miss() {
 
 #[test]
 fn random_bytes_are_a_miss() {
-    check_corruption("random", |bytes| (0..bytes.len()).map(|i| (i * 7919 % 251) as u8).collect());
+    check_corruption("random", |bytes| {
+        (0..bytes.len()).map(|i| (i * 7919 % 251) as u8).collect()
+    });
 }
 
 #[test]
@@ -322,5 +327,8 @@ fn key_test_vector() {
     let files = entry_files(&dirs().keys, "keyvec");
     assert_eq!(files.len(), 1);
     let name = files[0].file_name().unwrap().to_str().unwrap();
-    assert_eq!(name, "cachex%3Akeyvec%3Ac89e8babed8a4a2e71defe3ecedd58d686304100867cd4d019e9277b71bfc0df");
+    assert_eq!(
+        name,
+        "cachex%3Akeyvec%3Ac89e8babed8a4a2e71defe3ecedd58d686304100867cd4d019e9277b71bfc0df"
+    );
 }

@@ -41,7 +41,11 @@ fn value(writer: u32, round: u32) -> Written {
 }
 
 fn check(read: &Written) {
-    assert_eq!(read.checksum, checksum(read.writer, read.round, &read.data), "torn or mixed value");
+    assert_eq!(
+        read.checksum,
+        checksum(read.writer, read.round, &read.data),
+        "torn or mixed value"
+    );
     assert_eq!(read, &value(read.writer, read.round), "not a value any process wrote");
 }
 

@@ -72,8 +72,14 @@ fn init_reports_every_bad_binding_at_once_then_calls_still_run() {
     println!("{message}");
     assert!(message.contains("cachex found 5 problems"), "{message}");
     // An argument type with no key encoding, with the fix.
-    assert!(message.contains("`init_check::Opaque` does not implement serde::Serialize"), "{message}");
-    assert!(message.contains("[caches.bare.encoders] \"init_check::Opaque\" = one of debug, skip"), "{message}");
+    assert!(
+        message.contains("`init_check::Opaque` does not implement serde::Serialize"),
+        "{message}"
+    );
+    assert!(
+        message.contains("[caches.bare.encoders] \"init_check::Opaque\" = one of debug, skip"),
+        "{message}"
+    );
     // A configured encoder the type cannot use, with the encodings it supports.
     assert!(message.contains("argument `value: Opaque`"), "{message}");
     assert!(message.contains("encoder `display`"), "{message}");

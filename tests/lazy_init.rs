@@ -19,5 +19,8 @@ fn the_first_call_initialises_the_embedded_default() {
     assert_eq!(CALLS.load(Ordering::SeqCst), 1);
     let handle = cachex::cache("lazy").unwrap();
     assert_eq!(handle.backend(), "memory");
-    assert_eq!((handle.stats().hits, handle.stats().misses, handle.stats().stores), (1, 1, 1));
+    assert_eq!(
+        (handle.stats().hits, handle.stats().misses, handle.stats().stores),
+        (1, 1, 1)
+    );
 }

@@ -240,7 +240,10 @@ fn max_entries_bounds_the_cache() {
         bounded(n);
     }
     let recomputed = COMPUTED.get("bounded") - before;
-    assert!(recomputed >= 480, "at most 20 of 500 entries can be kept, yet only {recomputed} were recomputed");
+    assert!(
+        recomputed >= 480,
+        "at most 20 of 500 entries can be kept, yet only {recomputed} were recomputed"
+    );
 }
 
 static FLIGHT_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -363,9 +366,19 @@ fn direct_get_and_set_through_the_handle() {
     assert_eq!(handle.backend(), "memory");
     assert_eq!(handle.get::<_, Vec<String>>(&("user", 7)).unwrap(), None);
     handle.set(&("user", 7), &vec!["a".to_string()]).unwrap();
-    assert_eq!(handle.get::<_, Vec<String>>(&("user", 7)).unwrap(), Some(vec!["a".to_string()]));
-    assert_eq!(handle.get::<_, u64>(&("user", 7)).unwrap(), None, "another type is a miss");
-    assert!(matches!(cachex::cache("undeclared"), Err(cachex::Error::UnknownCache(_))));
+    assert_eq!(
+        handle.get::<_, Vec<String>>(&("user", 7)).unwrap(),
+        Some(vec!["a".to_string()])
+    );
+    assert_eq!(
+        handle.get::<_, u64>(&("user", 7)).unwrap(),
+        None,
+        "another type is a miss"
+    );
+    assert!(matches!(
+        cachex::cache("undeclared"),
+        Err(cachex::Error::UnknownCache(_))
+    ));
 }
 
 #[test]

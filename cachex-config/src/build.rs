@@ -10,11 +10,17 @@ use crate::model::{BackendKind, CacheConfig};
 
 /// Keys that only some backends read; any other backend rejects them.
 const BACKEND_KEYS: [(&str, &[BackendKind]); 7] = [
-    ("url", &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached]),
+    (
+        "url",
+        &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached],
+    ),
     ("max_entries", &[BackendKind::Memory]),
     ("max_bytes", &[BackendKind::Memory, BackendKind::File]),
     ("path", &[BackendKind::File]),
-    ("timeout", &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached]),
+    (
+        "timeout",
+        &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached],
+    ),
     ("database", &[BackendKind::Mongodb]),
     ("collection", &[BackendKind::Mongodb]),
 ];
@@ -79,10 +85,16 @@ impl Checker<'_> {
             }
         }
         if effective.max_entries == Some(0) {
-            self.report(&at("max_entries"), "must be at least 1 (leave it out for the default)".into());
+            self.report(
+                &at("max_entries"),
+                "must be at least 1 (leave it out for the default)".into(),
+            );
         }
         if effective.max_bytes == Some(0) {
-            self.report(&at("max_bytes"), "must be at least 1 (leave it out for no byte bound)".into());
+            self.report(
+                &at("max_bytes"),
+                "must be at least 1 (leave it out for no byte bound)".into(),
+            );
         }
         if let Some(prefix) = &own.prefix {
             if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -95,7 +107,8 @@ impl Checker<'_> {
         if backend == BackendKind::File && effective.path.is_none() {
             self.report(
                 &at("path"),
-                "a file cache needs `path`, the directory of its entries (e.g. path = \"target/cachex/reports\")".into(),
+                "a file cache needs `path`, the directory of its entries (e.g. path = \"target/cachex/reports\")"
+                    .into(),
             );
         }
         match backend {
@@ -146,7 +159,10 @@ pub fn check(loaded: &Loaded) -> Result<(), Error> {
         );
     }
     if config.defaults.collection.is_some() {
-        checker.report(&["defaults", "collection"], "a collection is per cache; set it under [caches.<name>]".into());
+        checker.report(
+            &["defaults", "collection"],
+            "a collection is per cache; set it under [caches.<name>]".into(),
+        );
     }
     for (name, own) in &config.caches {
         checker.cache(name, own, &own.over(&config.defaults));
@@ -190,7 +206,11 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
         other => {
             return Err(Error::Invalid(Problems(vec![Problem::new(
                 format!("cache `{name}`, key `backend`"),
-                format!("backend `{}` is not available in this build; available: {}", other.name(), available_backends()),
+                format!(
+                    "backend `{}` is not available in this build; available: {}",
+                    other.name(),
+                    available_backends()
+                ),
             )])))
         }
     };

@@ -17,8 +17,8 @@ mod model;
 
 pub use build::{available_backends, build_cache, build_runtime, check};
 pub use load::{
-    config_file, env_provider, from_figment, from_toml_str, load, load_file, subject, Loaded, CONFIG_ENV,
-    DEFAULT_FILE, ENV_PREFIX,
+    config_file, env_provider, from_figment, from_toml_str, load, load_file, subject, Loaded, CONFIG_ENV, DEFAULT_FILE,
+    ENV_PREFIX,
 };
 pub use model::{BackendKind, CacheConfig, Config};
 

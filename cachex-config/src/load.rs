@@ -63,7 +63,10 @@ fn describe_origin<S: AsRef<str>>(metadata: &figment::Metadata, path: &[S]) -> S
     match &metadata.source {
         Some(Source::File(file)) => format!("file {}, key `{}`", file.display(), dotted.join(".")),
         _ if metadata.name.contains("environment") => {
-            format!("environment variable {ENV_PREFIX}{}", dotted.join("__").to_ascii_uppercase())
+            format!(
+                "environment variable {ENV_PREFIX}{}",
+                dotted.join("__").to_ascii_uppercase()
+            )
         }
         _ => metadata.name.to_string(),
     }
@@ -135,7 +138,9 @@ pub fn from_figment(figment: Figment) -> Result<Loaded, Error> {
             config,
             sources: Some(figment),
         }),
-        Err(errors) => Err(Error::Invalid(Problems(errors.into_iter().map(|e| problem(&e)).collect()))),
+        Err(errors) => Err(Error::Invalid(Problems(
+            errors.into_iter().map(|e| problem(&e)).collect(),
+        ))),
     }
 }
 
@@ -164,7 +169,9 @@ fn problem(error: &figment::Error) -> Problem {
         kind => {
             let text = kind.to_string();
             if path.last().is_some_and(|k| *k == "ttl" || *k == "timeout") {
-                format!("{text}; accepted: a duration such as \"30s\", \"5m\", \"1h 30m\", \"250ms\" or \"0s\" for none")
+                format!(
+                    "{text}; accepted: a duration such as \"30s\", \"5m\", \"1h 30m\", \"250ms\" or \"0s\" for none"
+                )
             } else {
                 text
             }

@@ -1,5 +1,6 @@
 //! Loading `cachex.toml` and the `CACHEX_*` environment, and the errors bad values give.
 //! Each test runs in a figment `Jail`: its own working directory and environment.
+#![allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 
 use std::time::Duration;
 
@@ -60,7 +61,10 @@ fn cachex_config_names_the_file() {
         assert!(!loaded.config.caches.contains_key("ignored"));
         jail.set_env("CACHEX_CONFIG", "missing.toml");
         let message = problems(load().unwrap_err());
-        assert!(message.contains("missing.toml") && message.contains("CACHEX_CONFIG"), "{message}");
+        assert!(
+            message.contains("missing.toml") && message.contains("CACHEX_CONFIG"),
+            "{message}"
+        );
         Ok(())
     });
 }
@@ -84,7 +88,10 @@ fn a_typo_key_names_the_file_and_key_and_lists_accepted_keys() {
         let message = problems(load().unwrap_err());
         assert!(message.contains("cache `fib`, key `tll`"), "{message}");
         assert!(message.contains("cachex.toml"), "{message}");
-        assert!(message.contains("`ttl`") && message.contains("`backend`"), "lists accepted keys: {message}");
+        assert!(
+            message.contains("`ttl`") && message.contains("`backend`"),
+            "lists accepted keys: {message}"
+        );
         Ok(())
     });
 }
@@ -106,7 +113,10 @@ fn a_bad_duration_names_the_variable_and_key() {
         jail.create_file("cachex.toml", "[caches.fib]\nttl = \"10m\"\n")?;
         jail.set_env("CACHEX_CACHES__FIB__TTL", "3 fortnights");
         let message = problems(load().unwrap_err());
-        assert!(message.contains("environment variable CACHEX_CACHES__FIB__TTL"), "{message}");
+        assert!(
+            message.contains("environment variable CACHEX_CACHES__FIB__TTL"),
+            "{message}"
+        );
         assert!(message.contains("cache `fib`, key `ttl`"), "{message}");
         assert!(message.contains("\"30s\""), "shows accepted durations: {message}");
         Ok(())
@@ -218,7 +228,10 @@ fn the_builder_makes_the_same_configuration_as_a_file() {
         )?;
         let built = Config::new()
             .defaults(CacheConfig::new().ttl(Duration::from_secs(300)))
-            .cache("fib", CacheConfig::memory().max_entries(10).encoder("url::Url", "display"));
+            .cache(
+                "fib",
+                CacheConfig::memory().max_entries(10).encoder("url::Url", "display"),
+            );
         assert_eq!(load().unwrap().config, built);
         assert_eq!(built.caches["fib"].backend, Some(BackendKind::Memory));
         assert!(build_runtime(&Loaded::from_code(built)).is_ok());

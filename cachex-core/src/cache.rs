@@ -199,7 +199,9 @@ impl Cache {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { blocking, .. } => {
                 let started = Instant::now();
-                let bytes = blocking.get(&self.storage_key(key)).map_err(|e| self.backend_error(e))?;
+                let bytes = blocking
+                    .get(&self.storage_key(key))
+                    .map_err(|e| self.backend_error(e))?;
                 Ok(self.decoded(key, bytes, started, counted))
             }
         }
@@ -211,7 +213,10 @@ impl Cache {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { nonblocking, .. } => {
                 let started = Instant::now();
-                let bytes = nonblocking.get(&self.storage_key(key)).await.map_err(|e| self.backend_error(e))?;
+                let bytes = nonblocking
+                    .get(&self.storage_key(key))
+                    .await
+                    .map_err(|e| self.backend_error(e))?;
                 Ok(self.decoded(key, bytes, started, counted))
             }
         }
@@ -266,15 +271,23 @@ impl Cache {
     /// Removes the entry under `key`, blocking on the backend.
     pub(crate) fn remove(&self, key: &Key) -> Result<(), Error> {
         match &self.backend {
-            Backend::Memory(store) => Ok(store.remove(key)),
-            Backend::Bytes { blocking, .. } => blocking.delete(&self.storage_key(key)).map_err(|e| self.backend_error(e)),
+            Backend::Memory(store) => {
+                store.remove(key);
+                Ok(())
+            }
+            Backend::Bytes { blocking, .. } => blocking
+                .delete(&self.storage_key(key))
+                .map_err(|e| self.backend_error(e)),
         }
     }
 
     /// Removes the entry under `key`, awaiting the backend.
     pub(crate) async fn remove_async(&self, key: &Key) -> Result<(), Error> {
         match &self.backend {
-            Backend::Memory(store) => Ok(store.remove(key)),
+            Backend::Memory(store) => {
+                store.remove(key);
+                Ok(())
+            }
             Backend::Bytes { nonblocking, .. } => nonblocking
                 .delete(&self.storage_key(key))
                 .await
@@ -284,14 +297,20 @@ impl Cache {
 
     fn clear_blocking(&self) -> Result<(), Error> {
         match &self.backend {
-            Backend::Memory(store) => Ok(store.clear()),
+            Backend::Memory(store) => {
+                store.clear();
+                Ok(())
+            }
             Backend::Bytes { blocking, .. } => blocking.clear().map_err(|e| self.backend_error(e)),
         }
     }
 
     async fn clear_nonblocking(&self) -> Result<(), Error> {
         match &self.backend {
-            Backend::Memory(store) => Ok(store.clear()),
+            Backend::Memory(store) => {
+                store.clear();
+                Ok(())
+            }
             Backend::Bytes { nonblocking, .. } => nonblocking.clear().await.map_err(|e| self.backend_error(e)),
         }
     }

@@ -39,7 +39,11 @@ fn failed<R>(cache: &Cache, error: Error, fail: Option<fn(Error) -> R>) -> Optio
 }
 
 /// Runs a blocking cached call.
-pub fn run<K, R: Output<K>>(prepared: Option<Prepared>, fail: Option<fn(Error) -> R>, compute: impl FnOnce() -> R) -> R {
+pub fn run<K, R: Output<K>>(
+    prepared: Option<Prepared>,
+    fail: Option<fn(Error) -> R>,
+    compute: impl FnOnce() -> R,
+) -> R {
     let Some(Prepared { cache, key }) = prepared else {
         return compute();
     };

@@ -84,7 +84,10 @@ pub fn now_millis() -> u64 {
 /// assert_eq!(decode::<Vec<u32>>(&bytes).unwrap(), vec![1, 2, 3]);
 /// assert!(decode::<String>(&bytes).is_err());
 /// ```
-pub fn encode<T: Serialize + 'static>(value: &T, ttl: Option<Duration>) -> Result<Vec<u8>, bincode::error::EncodeError> {
+pub fn encode<T: Serialize + 'static>(
+    value: &T,
+    ttl: Option<Duration>,
+) -> Result<Vec<u8>, bincode::error::EncodeError> {
     let mut out = Vec::with_capacity(HEADER_LEN + 64);
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
@@ -145,7 +148,9 @@ pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, DecodeEr
 /// Decodes a bincode payload with a limit on what length fields may claim, chosen from a few
 /// size classes at least 32 times the payload (a decoded value can be larger than its bytes).
 fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
-    fn with_limit<T: DeserializeOwned, const N: usize>(payload: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
+    fn with_limit<T: DeserializeOwned, const N: usize>(
+        payload: &[u8],
+    ) -> Result<(T, usize), bincode::error::DecodeError> {
         bincode::serde::decode_from_slice(payload, bincode::config::standard().with_limit::<N>())
     }
     let need = payload.len().saturating_mul(32);
@@ -162,7 +167,10 @@ fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError>
     };
     match decoded {
         Ok((value, used)) if used == payload.len() => Ok(value),
-        Ok((_, used)) => Err(DecodeError::Payload(format!("{} bytes left over", payload.len() - used))),
+        Ok((_, used)) => Err(DecodeError::Payload(format!(
+            "{} bytes left over",
+            payload.len() - used
+        ))),
         Err(e) => Err(DecodeError::Payload(e.to_string())),
     }
 }
@@ -185,13 +193,22 @@ mod tests {
     fn every_corruption_is_an_error() {
         let bytes = encode(&vec![7u8; 100], None).unwrap();
         for cut in 0..bytes.len() {
-            assert!(decode::<Vec<u8>>(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+            assert!(
+                decode::<Vec<u8>>(&bytes[..cut]).is_err(),
+                "prefix of {cut} bytes decoded"
+            );
         }
-        assert_eq!(decode::<Vec<u8>>(b"random bytes that are not ours at all"), Err(DecodeError::Foreign));
+        assert_eq!(
+            decode::<Vec<u8>>(b"random bytes that are not ours at all"),
+            Err(DecodeError::Foreign)
+        );
         let mut version = bytes.clone();
         version[4] = 99;
         assert_eq!(decode::<Vec<u8>>(&version), Err(DecodeError::Version(99)));
-        assert!(matches!(decode::<Vec<u16>>(&bytes), Err(DecodeError::TypeChanged { .. })));
+        assert!(matches!(
+            decode::<Vec<u16>>(&bytes),
+            Err(DecodeError::TypeChanged { .. })
+        ));
     }
 
     #[test]

@@ -42,7 +42,9 @@ pub enum Error {
         message: String,
     },
     /// `cachex::init` (or `init_with`) was called after cachex had been initialised.
-    #[error("cachex is already initialised: call cachex::init() once, first thing in main, before any cached function runs")]
+    #[error(
+        "cachex is already initialised: call cachex::init() once, first thing in main, before any cached function runs"
+    )]
     AlreadyInitialized,
     /// No cache of this name exists in the running configuration.
     #[error("no cache named `{0}`: declare it as [caches.{0}] in cachex.toml, or bind a function to it with #[cached(name = \"{0}\")]")]

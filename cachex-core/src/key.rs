@@ -74,7 +74,7 @@ impl KeyBuilder {
 
     /// Adds a value through `serde::Serialize` (bincode's encoding, streamed into the hasher).
     pub fn serde<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
-        self.hasher.update(&[b's']);
+        self.hasher.update(b"s");
         let writer = HashWriter(&mut self.hasher);
         if bincode::serde::encode_into_writer(value, writer, bincode::config::standard()).is_err() {
             // A Serialize impl that fails (e.g. a map with non-string keys in some formats):
@@ -95,14 +95,14 @@ impl KeyBuilder {
 
     /// Adds raw bytes (what custom encoders may call), framed by their length.
     pub fn bytes(&mut self, bytes: &[u8]) {
-        self.hasher.update(&[b'b']);
+        self.hasher.update(b"b");
         self.hasher.update(&(bytes.len() as u64).to_le_bytes());
         self.hasher.update(bytes);
     }
 
     /// Marks an argument that is left out of the key (`skip`), so the position still counts.
     pub fn skip(&mut self) {
-        self.hasher.update(&[b'k']);
+        self.hasher.update(b"k");
     }
 
     /// Marks the key unusable: the call runs uncached (an encoding the type does not support).

@@ -16,9 +16,9 @@ mod cache;
 pub mod call;
 pub mod envelope;
 mod error;
-mod flight;
 #[cfg(feature = "file")]
 mod file;
+mod flight;
 pub mod key;
 mod memory;
 pub mod output;

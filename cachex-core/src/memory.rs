@@ -62,7 +62,9 @@ impl MemoryStore {
     /// The value under `key` if present, not expired, and of type `V`.
     #[inline]
     pub fn get<V: Clone + 'static>(&self, key: &Key) -> Option<V> {
-        self.entries.get(key).and_then(|entry| entry.0.downcast_ref::<V>().cloned())
+        self.entries
+            .get(key)
+            .and_then(|entry| entry.0.downcast_ref::<V>().cloned())
     }
 
     /// Stores `value` under `key`.
@@ -152,7 +154,11 @@ mod tests {
 
     #[test]
     fn bytes_and_entries_both_bound() {
-        let limits = MemoryLimits { max_entries: Some(10), max_bytes: Some(10_000), ttl: None };
+        let limits = MemoryLimits {
+            max_entries: Some(10),
+            max_bytes: Some(10_000),
+            ttl: None,
+        };
         let store = MemoryStore::new(&limits);
         for i in 0..200u8 {
             store.insert(Key([i; 32]), vec![0u8; 10]);

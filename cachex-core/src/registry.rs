@@ -140,7 +140,10 @@ fn arg_encoding(info: &BindingInfo, arg: &ArgInfo, cache: &Cache) -> Result<ArgE
         .get(type_name)
         .map(|name| (name, type_name))
         .or_else(|| configured_encoders.get(arg.written).map(|name| (name, arg.written)));
-    let subject = format!("argument `{}: {}` of `{}` ({})", arg.name, arg.written, info.function, info.location);
+    let subject = format!(
+        "argument `{}: {}` of `{}` ({})",
+        arg.name, arg.written, info.function, info.location
+    );
     let supported = {
         let mut s = Vec::new();
         if caps.serde {

@@ -90,7 +90,11 @@ impl Runtime {
 /// assert!(cachex_core::check_cache_name("User-Sessions").is_err());
 /// ```
 pub fn check_cache_name(name: &str) -> Result<(), Problem> {
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         Ok(())
     } else {
         Err(Problem::new(

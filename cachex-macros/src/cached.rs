@@ -28,7 +28,12 @@ fn parse_options(attr: TokenStream) -> syn::Result<Options> {
             version = meta.value()?.parse::<LitInt>()?.base10_parse()?;
         } else if meta.path.is_ident("skip") {
             let list: LitStr = meta.value()?.parse()?;
-            skip.extend(list.value().split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
+            skip.extend(
+                list.value()
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty()),
+            );
         } else if meta.path.is_ident("id") {
             id = Some(meta.value()?.parse::<LitStr>()?);
         } else if meta.path.is_ident("cache_none") {
@@ -137,7 +142,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         ));
     }
     if let Some(param) = sig.generics.const_params().next() {
-        return Err(syn::Error::new(param.span(), "#[cached] functions cannot have const generics"));
+        return Err(syn::Error::new(
+            param.span(),
+            "#[cached] functions cannot have const generics",
+        ));
     }
     let ret: Type = match &sig.output {
         ReturnType::Default => {

@@ -20,15 +20,28 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         return Err(syn::Error::new(sig.span(), format!("{usage}: not generic, not async")));
     }
     if matches!(sig.output, ReturnType::Default) {
-        return Err(syn::Error::new(sig.span(), format!("{usage}: it must return the key material")));
+        return Err(syn::Error::new(
+            sig.span(),
+            format!("{usage}: it must return the key material"),
+        ));
     }
     let mut inputs = sig.inputs.iter();
     let ty = match (inputs.next(), inputs.next()) {
         (Some(FnArg::Typed(arg)), None) => match &*arg.ty {
             Type::Reference(reference) if reference.mutability.is_none() => strip_ref(&arg.ty).0.clone(),
-            other => return Err(syn::Error::new(other.span(), format!("{usage}: take the value by shared reference, `&T`"))),
+            other => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    format!("{usage}: take the value by shared reference, `&T`"),
+                ))
+            }
         },
-        _ => return Err(syn::Error::new(sig.inputs.span(), format!("{usage}: exactly one argument"))),
+        _ => {
+            return Err(syn::Error::new(
+                sig.inputs.span(),
+                format!("{usage}: exactly one argument"),
+            ))
+        }
     };
     let name = &sig.ident;
     let name_text = name.to_string();
