@@ -27,10 +27,11 @@ const STALE_TEMP: Duration = Duration::from_secs(60);
 /// use cachex_core::{FileStore, Storage};
 /// let dir = std::env::temp_dir().join(format!("cachex-doc-{}", std::process::id()));
 /// let store = FileStore::new(&dir, "cachex:doc", None);
-/// store.set("cachex:doc:00", b"bytes", None).unwrap();
-/// assert_eq!(store.get("cachex:doc:00").unwrap().as_deref(), Some(&b"bytes"[..]));
+/// let key = format!("cachex:doc:{}", "ab".repeat(32)); // prefix, ':', 64 hex digits
+/// store.set(&key, b"bytes", None).unwrap();
+/// assert_eq!(store.get(&key).unwrap().as_deref(), Some(&b"bytes"[..]));
 /// store.clear().unwrap();
-/// assert_eq!(store.get("cachex:doc:00").unwrap(), None);
+/// assert_eq!(store.get(&key).unwrap(), None);
 /// # std::fs::remove_dir_all(&dir).ok();
 /// ```
 #[derive(Clone)]
