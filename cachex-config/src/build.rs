@@ -9,7 +9,7 @@ use crate::load::{subject, Loaded};
 use crate::model::{BackendKind, CacheConfig};
 
 /// Keys that only some backends read; any other backend rejects them.
-const BACKEND_KEYS: [(&str, &[BackendKind]); 7] = [
+const BACKEND_KEYS: [(&str, &[BackendKind]); 8] = [
     (
         "url",
         &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached],
@@ -21,6 +21,7 @@ const BACKEND_KEYS: [(&str, &[BackendKind]); 7] = [
         "timeout",
         &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached],
     ),
+    ("tls_ca_file", &[BackendKind::Redis]),
     ("database", &[BackendKind::Mongodb]),
     ("collection", &[BackendKind::Mongodb]),
 ];
@@ -32,6 +33,7 @@ fn is_set(cache: &CacheConfig, key: &str) -> bool {
         "max_bytes" => cache.max_bytes.is_some(),
         "path" => cache.path.is_some(),
         "timeout" => cache.timeout.is_some(),
+        "tls_ca_file" => cache.tls_ca_file.is_some(),
         "database" => cache.database.is_some(),
         "collection" => cache.collection.is_some(),
         _ => false,
@@ -111,6 +113,13 @@ impl Checker<'_> {
                     .into(),
             );
         }
+        let needs_url = matches!(backend, BackendKind::Redis | BackendKind::Mongodb);
+        if needs_url && effective.url.is_none() {
+            self.report(
+                &at("url"),
+                format!("a {} cache needs `url`, the server to use", backend.name()),
+            );
+        }
         match backend {
             kind if compiled_in(kind) => {}
             other => self.report(
@@ -139,7 +148,8 @@ fn compiled_in(kind: BackendKind) -> bool {
     match kind {
         BackendKind::Memory => true,
         BackendKind::File => cfg!(feature = "file"),
-        BackendKind::Redis | BackendKind::Mongodb | BackendKind::Memcached => false,
+        BackendKind::Redis => cfg!(feature = "redis"),
+        BackendKind::Mongodb | BackendKind::Memcached => false,
     }
 }
 
@@ -199,6 +209,38 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
             let store = cachex_core::FileStore::new(&path, &settings.prefix, effective.max_bytes);
             Backend::Bytes {
                 kind: "file",
+                blocking: std::sync::Arc::new(store.clone()),
+                nonblocking: std::sync::Arc::new(store),
+            }
+        }
+        #[cfg(feature = "redis")]
+        BackendKind::Redis => {
+            let problem = |key: &str, message: String| {
+                Error::Invalid(Problems(vec![Problem::new(
+                    format!("cache `{name}`, key `{key}`"),
+                    message,
+                )]))
+            };
+            let url = effective
+                .url
+                .as_ref()
+                .ok_or_else(|| problem("url", "a redis cache needs `url`".into()))?;
+            let tls_root_cert = match &effective.tls_ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|e| problem("tls_ca_file", format!("cannot read {}: {e}", path.display())))?,
+                ),
+                None => None,
+            };
+            let options = cachex_core::RedisOptions {
+                url: url.expose().to_owned(),
+                timeout: effective.timeout.unwrap_or(cachex_core::REDIS_DEFAULT_TIMEOUT),
+                tls_root_cert,
+            };
+            let store = cachex_core::RedisStore::new(&options, &settings.prefix)
+                .map_err(|e| problem("url", format!("not a usable redis URL: {e}")))?;
+            Backend::Bytes {
+                kind: "redis",
                 blocking: std::sync::Arc::new(store.clone()),
                 nonblocking: std::sync::Arc::new(store),
             }

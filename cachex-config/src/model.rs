@@ -128,6 +128,8 @@ pub struct CacheConfig {
     /// Per-operation timeout of a remote backend.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// A PEM file of the root certificate to trust for `rediss://` (default: the built-in roots).
+    pub tls_ca_file: Option<PathBuf>,
     /// MongoDB database (default `cachex`).
     pub database: Option<String>,
     /// MongoDB collection (default the cache's name).
@@ -229,6 +231,7 @@ impl CacheConfig {
             max_bytes: self.max_bytes.or(defaults.max_bytes),
             path: self.path.clone().or_else(|| defaults.path.clone()),
             timeout: self.timeout.or(defaults.timeout),
+            tls_ca_file: self.tls_ca_file.clone().or_else(|| defaults.tls_ca_file.clone()),
             database: self.database.clone().or_else(|| defaults.database.clone()),
             collection: self.collection.clone(),
             encoders,

@@ -23,6 +23,8 @@ pub mod key;
 mod memory;
 pub mod output;
 pub mod redact;
+#[cfg(feature = "redis")]
+mod redis;
 pub mod registry;
 mod runtime;
 mod stats;
@@ -34,6 +36,8 @@ pub use error::{BoxError, Error, Problem, Problems};
 pub use file::FileStore;
 pub use key::{ArgCaps, ArgEncoding, Key, KeyBuilder};
 pub use memory::{MemoryLimits, MemoryStore, DEFAULT_MAX_ENTRIES};
+#[cfg(feature = "redis")]
+pub use redis::{glob_escape as redis_glob_escape, RedisOptions, RedisStore, DEFAULT_TIMEOUT as REDIS_DEFAULT_TIMEOUT};
 pub use runtime::{cache, check_cache_name, initialized, install, runtime, CacheFactory, Loader, Runtime};
 pub use stats::Stats;
 pub use storage::{AsyncStorage, BoxFuture, Storage};

@@ -1,0 +1,116 @@
+//! Test support: real servers started on free ports on 127.0.0.1, stopped when dropped.
+//!
+//! A missing server binary is a failure whose message names the Debian package to install
+//! (`scripts/test.sh` installs them); nothing is skipped.
+#![allow(dead_code)] // each test binary uses part of this module
+
+pub mod redis_server;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A port whose companion `port + offset` is free too (a Redis Cluster node's bus port).
+pub fn free_port_pair(offset: u16) -> u16 {
+    loop {
+        let port = free_port();
+        if port
+            .checked_add(offset)
+            .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok())
+        {
+            return port;
+        }
+    }
+}
+
+/// A fresh directory under the target directory, kept for post-mortems.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("servers");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new().prefix(name).tempdir_in(base).unwrap().keep()
+}
+
+/// Finds `binary` on PATH, or fails naming the package that provides it.
+pub fn require_binary(binary: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{binary}` is not installed: install the Debian package `{package}` \
+                 (apt-get install -y {package}), or run scripts/test.sh, which installs it"
+            )
+        })
+}
+
+/// A server process, killed when dropped.
+pub struct Process {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Process {
+    pub fn spawn(program: PathBuf, args: Vec<String>) -> Process {
+        let child = Command::new(&program)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Process {
+            program,
+            args,
+            child: Some(child),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the same program with the same arguments again.
+    pub fn restart(&mut self) {
+        self.kill();
+        *self = Process::spawn(self.program.clone(), self.args.clone());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until `ready` returns true, or fails after `limit` naming `what`.
+pub fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not become ready within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+pub fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
