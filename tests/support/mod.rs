@@ -9,7 +9,41 @@ pub mod redis_server;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
+
+/// Every server process still running; killed when the test binary exits (servers held in
+/// statics are never dropped).
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+extern "C" fn kill_running() {
+    let pids = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for pid in pids {
+        // SAFETY: kill(2) on a PID this process spawned and has not reaped.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+}
+
+fn track(pid: u32) {
+    static AT_EXIT: Once = Once::new();
+    // SAFETY: registers a plain `extern "C" fn` with no captured state.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(kill_running);
+    });
+    RUNNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(pid);
+}
+
+fn untrack(pid: u32) {
+    RUNNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|p| *p != pid);
+}
 
 /// A port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
@@ -66,6 +100,7 @@ impl Process {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        track(child.id());
         Process {
             program,
             args,
@@ -82,6 +117,7 @@ impl Process {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            untrack(child.id());
         }
     }
 
