@@ -62,10 +62,19 @@ where
 
 fn redis_hits(c: &mut Criterion) {
     let server = RedisServer::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let config = cachex::Config::new()
-        .cache("bench_redis", cachex::CacheConfig::redis(&server.url()).timeout(Duration::from_secs(5)))
-        .cache("bench_redis_miss", cachex::CacheConfig::redis(&server.url()).timeout(Duration::from_secs(5)));
+        .cache(
+            "bench_redis",
+            cachex::CacheConfig::redis(&server.url()).timeout(Duration::from_secs(5)),
+        )
+        .cache(
+            "bench_redis_miss",
+            cachex::CacheConfig::redis(&server.url()).timeout(Duration::from_secs(5)),
+        );
     cachex::init_with(config).unwrap();
     runtime.block_on(async {
         kib(1).await;
@@ -76,7 +85,12 @@ fn redis_hits(c: &mut Criterion) {
     let raw_key = "bench:raw:1k";
     runtime.block_on(async {
         let mut conn = raw.clone();
-        redis::cmd("SET").arg(raw_key).arg(vec![1u8; 1024]).query_async::<()>(&mut conn).await.unwrap();
+        redis::cmd("SET")
+            .arg(raw_key)
+            .arg(vec![1u8; 1024])
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
     });
     let pool = deadpool_redis::Config::from_url(server.url())
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
@@ -96,6 +110,19 @@ fn redis_hits(c: &mut Criterion) {
             let raw = raw.clone();
             concurrent(&runtime, iters, move |_| {
                 let mut conn = raw.clone();
+                async move {
+                    let value: Vec<u8> = redis::cmd("GET").arg(raw_key).query_async(&mut conn).await.unwrap();
+                    assert_eq!(value.len(), 1024);
+                }
+            })
+        })
+    });
+    let manager = runtime.block_on(client.get_connection_manager()).unwrap();
+    group.bench_function("raw redis-rs GET, ConnectionManager", |b| {
+        b.iter_custom(|iters| {
+            let manager = manager.clone();
+            concurrent(&runtime, iters, move |_| {
+                let mut conn = manager.clone();
                 async move {
                     let value: Vec<u8> = redis::cmd("GET").arg(raw_key).query_async(&mut conn).await.unwrap();
                     assert_eq!(value.len(), 1024);

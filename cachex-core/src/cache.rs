@@ -126,7 +126,11 @@ impl Cache {
     }
 
     fn storage_key(&self, key: &Key) -> String {
-        format!("{}:{}", self.settings.prefix, key.to_hex())
+        let mut out = String::with_capacity(self.settings.prefix.len() + 65);
+        out.push_str(&self.settings.prefix);
+        out.push(':');
+        key.push_hex(&mut out);
+        out
     }
 
     fn backend_error(&self, source: BoxError) -> Error {
@@ -140,16 +144,22 @@ impl Cache {
         error
     }
 
-    fn decoded<V: CacheValue>(&self, key: &Key, bytes: Option<Vec<u8>>, started: Instant, counted: bool) -> Option<V> {
+    fn decoded<V: CacheValue>(
+        &self,
+        key: &Key,
+        bytes: Option<Vec<u8>>,
+        started: Option<Instant>,
+        counted: bool,
+    ) -> Option<V> {
         let found = match bytes {
             None => Found::Miss,
-            Some(bytes) => match envelope::decode::<V>(&bytes) {
+            Some(bytes) => match envelope::decode_owned::<V>(bytes) {
                 Ok(value) => Found::Hit(value),
                 Err(DecodeError::Expired) => Found::Miss,
                 Err(e) => Found::Corrupt(e),
             },
         };
-        let latency_us = started.elapsed().as_micros() as u64;
+        let latency_us = started.map_or(0, |started| started.elapsed().as_micros() as u64);
         if !counted {
             return match found {
                 Found::Hit(value) => Some(value),
@@ -198,7 +208,7 @@ impl Cache {
         match &self.backend {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { blocking, .. } => {
-                let started = Instant::now();
+                let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
                 let bytes = blocking
                     .get(&self.storage_key(key))
                     .map_err(|e| self.backend_error(e))?;
@@ -212,7 +222,7 @@ impl Cache {
         match &self.backend {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { nonblocking, .. } => {
-                let started = Instant::now();
+                let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
                 let bytes = nonblocking
                     .get(&self.storage_key(key))
                     .await

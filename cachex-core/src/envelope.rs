@@ -1,6 +1,7 @@
 //! The value envelope that byte-storing backends keep: magic, format version, a fingerprint of
 //! the return type, expiry, then the bincode payload. Decoding is bounded by the stored size.
 
+use std::any::Any;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
@@ -94,7 +95,12 @@ pub fn encode<T: Serialize + 'static>(
     out.extend_from_slice(&fingerprint::<T>().to_le_bytes());
     out.extend_from_slice(&expiry_millis(ttl).to_le_bytes());
     out.extend_from_slice(&[0u8; 8]);
-    bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())?;
+    match (value as &dyn Any).downcast_ref::<Vec<u8>>() {
+        Some(bytes) => write_byte_vec(&mut out, bytes),
+        None => {
+            bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())?;
+        }
+    }
     let payload_len = (out.len() - HEADER_LEN) as u64;
     out[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&payload_len.to_le_bytes());
     Ok(out)
@@ -116,6 +122,31 @@ fn read_u64(bytes: &[u8]) -> u64 {
 /// Never panics and never allocates more than a small multiple of `bytes.len()`, whatever the
 /// length fields inside claim.
 pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, DecodeError> {
+    check_header::<T>(bytes)?;
+    decode_payload(&bytes[HEADER_LEN..])
+}
+
+/// Like [`decode`], taking the bytes: a `Vec<u8>` value reuses their allocation.
+///
+/// ```
+/// use cachex_core::envelope::{decode_owned, encode};
+/// let bytes = encode(&vec![1u8, 2, 3], None).unwrap();
+/// assert_eq!(decode_owned::<Vec<u8>>(bytes).unwrap(), vec![1, 2, 3]);
+/// ```
+pub fn decode_owned<T: DeserializeOwned + 'static>(mut bytes: Vec<u8>) -> Result<T, DecodeError> {
+    check_header::<T>(&bytes)?;
+    let mut fast: Option<T> = None;
+    if let Some(slot) = (&mut fast as &mut dyn Any).downcast_mut::<Option<Vec<u8>>>() {
+        let body = byte_vec_body(&bytes[HEADER_LEN..]).ok_or_else(malformed_bytes)?;
+        bytes.drain(..bytes.len() - body);
+        *slot = Some(bytes);
+        return fast.ok_or_else(malformed_bytes);
+    }
+    decode_payload(&bytes[HEADER_LEN..])
+}
+
+/// Checks magic, version, fingerprint, expiry and payload length.
+fn check_header<T: 'static>(bytes: &[u8]) -> Result<(), DecodeError> {
     if bytes.len() < HEADER_LEN {
         return Err(if bytes.len() >= 4 && bytes[..4] != MAGIC {
             DecodeError::Foreign
@@ -138,16 +169,68 @@ pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, DecodeEr
     if expires != 0 && expires <= now_millis() {
         return Err(DecodeError::Expired);
     }
-    let payload = &bytes[HEADER_LEN..];
-    if read_u64(&bytes[21..29]) != payload.len() as u64 {
+    if read_u64(&bytes[21..29]) != (bytes.len() - HEADER_LEN) as u64 {
         return Err(DecodeError::Truncated(bytes.len()));
     }
-    decode_payload(payload)
+    Ok(())
+}
+
+fn malformed_bytes() -> DecodeError {
+    DecodeError::Payload("malformed byte vector".into())
+}
+
+/// Byte vectors, the commonest cached blob, skip serde's element-by-element path; the bytes are
+/// exactly what bincode writes for a `Vec<u8>` (a varint length, then the bytes), so entries
+/// written either way decode either way.
+fn write_byte_vec(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = bytes.len() as u64;
+    match len {
+        0..=250 => out.push(len as u8),
+        251..=0xFFFF => {
+            out.push(251);
+            out.extend_from_slice(&(len as u16).to_le_bytes());
+        }
+        0x1_0000..=0xFFFF_FFFF => {
+            out.push(252);
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+        }
+        _ => {
+            out.push(253);
+            out.extend_from_slice(&len.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(bytes);
+}
+
+/// The inverse of [`write_byte_vec`]: the length of the bytes, if the payload is exactly a
+/// length and that many bytes.
+fn byte_vec_body(payload: &[u8]) -> Option<usize> {
+    let (&tag, rest) = payload.split_first()?;
+    let (len, body) = match tag {
+        0..=250 => (u64::from(tag), rest),
+        251 => (
+            u64::from(u16::from_le_bytes(rest.get(..2)?.try_into().ok()?)),
+            &rest[2..],
+        ),
+        252 => (
+            u64::from(u32::from_le_bytes(rest.get(..4)?.try_into().ok()?)),
+            &rest[4..],
+        ),
+        253 => (u64::from_le_bytes(rest.get(..8)?.try_into().ok()?), &rest[8..]),
+        _ => return None,
+    };
+    (body.len() as u64 == len).then_some(body.len())
 }
 
 /// Decodes a bincode payload with a limit on what length fields may claim, chosen from a few
 /// size classes at least 32 times the payload (a decoded value can be larger than its bytes).
-fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+fn decode_payload<T: DeserializeOwned + 'static>(payload: &[u8]) -> Result<T, DecodeError> {
+    let mut fast: Option<T> = None;
+    if let Some(slot) = (&mut fast as &mut dyn Any).downcast_mut::<Option<Vec<u8>>>() {
+        let body = byte_vec_body(payload).ok_or_else(malformed_bytes)?;
+        *slot = Some(payload[payload.len() - body..].to_vec());
+        return fast.ok_or_else(malformed_bytes);
+    }
     fn with_limit<T: DeserializeOwned, const N: usize>(
         payload: &[u8],
     ) -> Result<(T, usize), bincode::error::DecodeError> {
@@ -209,6 +292,32 @@ mod tests {
             decode::<Vec<u16>>(&bytes),
             Err(DecodeError::TypeChanged { .. })
         ));
+    }
+
+    #[test]
+    fn the_byte_vector_fast_path_writes_what_bincode_writes() {
+        for len in [0usize, 1, 250, 251, 65_535, 65_536, 1 << 20] {
+            let value: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut fast = Vec::new();
+            write_byte_vec(&mut fast, &value);
+            let serde = bincode::serde::encode_to_vec(&value, bincode::config::standard()).unwrap();
+            assert_eq!(fast, serde, "length {len}");
+            assert_eq!(byte_vec_body(&serde), Some(len));
+            let owned = encode(&value, None).unwrap();
+            assert_eq!(decode_owned::<Vec<u8>>(owned.clone()).unwrap(), value);
+            assert_eq!(decode::<Vec<u8>>(&owned).unwrap(), value);
+            let generic: Vec<u8> = decode_payload_generic(&fast);
+            assert_eq!(generic, value);
+        }
+        assert_eq!(byte_vec_body(&[5, 1, 2]), None, "short");
+        assert_eq!(byte_vec_body(&[1, 1, 2]), None, "long");
+        assert_eq!(byte_vec_body(&[254]), None, "bad tag");
+    }
+
+    fn decode_payload_generic(payload: &[u8]) -> Vec<u8> {
+        bincode::serde::decode_from_slice(payload, bincode::config::standard())
+            .unwrap()
+            .0
     }
 
     #[test]

@@ -27,11 +27,17 @@ impl Key {
     /// Lowercase hex, 64 characters: what backends append to the cache's prefix.
     pub fn to_hex(&self) -> String {
         let mut out = String::with_capacity(64);
-        for byte in self.0 {
-            out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-            out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
-        }
+        self.push_hex(&mut out);
         out
+    }
+
+    /// Appends the lowercase hex of the key to `out`.
+    pub fn push_hex(&self, out: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for byte in self.0 {
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+        }
     }
 }
 
