@@ -108,8 +108,8 @@ struct Blocking {
 }
 
 enum Target {
-    Single(Client),
-    Cluster(ClusterClient),
+    Single(Box<Client>),
+    Cluster(Box<ClusterClient>),
 }
 
 struct BlockingManager {
@@ -178,9 +178,9 @@ impl Connections {
                 if let Some(certs) = tls_certs(options) {
                     builder = builder.certs(certs);
                 }
-                Target::Cluster(builder.build()?)
+                Target::Cluster(Box::new(builder.build()?))
             }
-            None => Target::Single(open_client(&options.url, options)?),
+            None => Target::Single(Box::new(open_client(&options.url, options)?)),
         };
         let blocking_target = match &target {
             Target::Single(client) => Target::Single(client.clone()),
@@ -246,7 +246,7 @@ impl Connections {
     /// Standalone clients for every master of a cluster (for SCAN), or the client itself.
     fn scan_targets(&self, slots: Option<Value>) -> Result<Vec<Client>, BoxError> {
         match (&self.target, slots) {
-            (Target::Single(client), _) => Ok(vec![client.clone()]),
+            (Target::Single(client), _) => Ok(vec![(**client).clone()]),
             (Target::Cluster(_), Some(slots)) => {
                 let seed = cluster_seeds(&self.options.url)
                     .and_then(|s| s.into_iter().next())
