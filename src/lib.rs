@@ -45,6 +45,20 @@ pub mod envelope {
     pub use cachex_core::envelope::*;
 }
 
+/// The Memcached backend's client traits, registration and adapters (feature `memcached`;
+/// adapters behind `memcache` and `async-memcached`).
+#[cfg(feature = "memcached")]
+pub mod memcached {
+    #[cfg(feature = "async-memcached")]
+    pub use cachex_core::AsyncMemcachedAdapter;
+    #[cfg(feature = "memcache")]
+    pub use cachex_core::MemcacheAdapter;
+    pub use cachex_core::{
+        memcached_exptime as exptime, memcached_register as register, memcached_register_async as register_async,
+        AsyncMemcachedClient, MemcachedClient,
+    };
+}
+
 /// Configuration loading and checking, for users who compose their own sources.
 pub mod config {
     pub use cachex_config::*;

@@ -9,7 +9,7 @@ use crate::load::{subject, Loaded};
 use crate::model::{BackendKind, CacheConfig};
 
 /// Keys that only some backends read; any other backend rejects them.
-const BACKEND_KEYS: [(&str, &[BackendKind]); 8] = [
+const BACKEND_KEYS: [(&str, &[BackendKind]); 9] = [
     (
         "url",
         &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached],
@@ -22,6 +22,7 @@ const BACKEND_KEYS: [(&str, &[BackendKind]); 8] = [
         &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached],
     ),
     ("tls_ca_file", &[BackendKind::Redis]),
+    ("max_item_bytes", &[BackendKind::Memcached]),
     ("database", &[BackendKind::Mongodb]),
     ("collection", &[BackendKind::Mongodb]),
 ];
@@ -34,6 +35,7 @@ fn is_set(cache: &CacheConfig, key: &str) -> bool {
         "path" => cache.path.is_some(),
         "timeout" => cache.timeout.is_some(),
         "tls_ca_file" => cache.tls_ca_file.is_some(),
+        "max_item_bytes" => cache.max_item_bytes.is_some(),
         "database" => cache.database.is_some(),
         "collection" => cache.collection.is_some(),
         _ => false,
@@ -149,7 +151,8 @@ fn compiled_in(kind: BackendKind) -> bool {
         BackendKind::Memory => true,
         BackendKind::File => cfg!(feature = "file"),
         BackendKind::Redis => cfg!(feature = "redis"),
-        BackendKind::Mongodb | BackendKind::Memcached => false,
+        BackendKind::Memcached => cfg!(feature = "memcached"),
+        BackendKind::Mongodb => false,
     }
 }
 
@@ -245,6 +248,8 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
                 nonblocking: std::sync::Arc::new(store),
             }
         }
+        #[cfg(feature = "memcached")]
+        BackendKind::Memcached => memcached_backend(name, &settings.prefix, effective)?,
         other => {
             return Err(Error::Invalid(Problems(vec![Problem::new(
                 format!("cache `{name}`, key `backend`"),
@@ -257,6 +262,45 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
         }
     };
     Ok(Cache::new(settings, backend))
+}
+
+/// The memcached backend of cache `name`: the clients registered in code, and for a side
+/// without one, the built-in adapter for `url` (when its feature is compiled in).
+#[cfg(feature = "memcached")]
+fn memcached_backend(name: &str, prefix: &str, effective: &CacheConfig) -> Result<Backend, Error> {
+    let problem = |key: &str, message: String| {
+        Error::Invalid(Problems(vec![Problem::new(
+            format!("cache `{name}`, key `{key}`"),
+            message,
+        )]))
+    };
+    #[allow(unused_mut)]
+    let mut clients = cachex_core::memcached_registered(name);
+    #[allow(unused_variables)]
+    let timeout = effective.timeout.unwrap_or(std::time::Duration::from_millis(250));
+    if let Some(url) = &effective.url {
+        #[cfg(feature = "memcache")]
+        if clients.blocking.is_none() {
+            let adapter = cachex_core::MemcacheAdapter::new(url.expose(), timeout)
+                .map_err(|e| problem("url", format!("not a usable memcached URL: {e}")))?;
+            clients.blocking = Some(std::sync::Arc::new(adapter));
+        }
+        #[cfg(feature = "async-memcached")]
+        if clients.nonblocking.is_none() {
+            let adapter = cachex_core::AsyncMemcachedAdapter::new(url.expose(), timeout)
+                .map_err(|e| problem("url", format!("not a usable memcached URL: {e}")))?;
+            clients.nonblocking = Some(std::sync::Arc::new(adapter));
+        }
+        let _ = url;
+    }
+    let max_item_bytes = effective.max_item_bytes.map(|n| n as usize);
+    let store = cachex_core::MemcachedStore::new(name, prefix, clients, max_item_bytes)
+        .map_err(|message| problem(if message.contains("prefix") { "prefix" } else { "url" }, message))?;
+    Ok(Backend::Bytes {
+        kind: "memcached",
+        blocking: std::sync::Arc::new(store.clone()),
+        nonblocking: std::sync::Arc::new(store),
+    })
 }
 
 /// Checks a configuration and builds its runtime: the declared caches, or, when none is

@@ -130,6 +130,8 @@ pub struct CacheConfig {
     pub timeout: Option<Duration>,
     /// A PEM file of the root certificate to trust for `rediss://` (default: the built-in roots).
     pub tls_ca_file: Option<PathBuf>,
+    /// The largest value a memcached server stores (its `-I`, default 1 MiB).
+    pub max_item_bytes: Option<u64>,
     /// MongoDB database (default `cachex`).
     pub database: Option<String>,
     /// MongoDB collection (default the cache's name).
@@ -232,6 +234,7 @@ impl CacheConfig {
             path: self.path.clone().or_else(|| defaults.path.clone()),
             timeout: self.timeout.or(defaults.timeout),
             tls_ca_file: self.tls_ca_file.clone().or_else(|| defaults.tls_ca_file.clone()),
+            max_item_bytes: self.max_item_bytes.or(defaults.max_item_bytes),
             database: self.database.clone().or_else(|| defaults.database.clone()),
             collection: self.collection.clone(),
             encoders,

@@ -20,6 +20,8 @@ mod error;
 mod file;
 mod flight;
 pub mod key;
+#[cfg(feature = "memcached")]
+mod memcached;
 mod memory;
 pub mod output;
 pub mod redact;
@@ -35,6 +37,17 @@ pub use error::{BoxError, Error, Problem, Problems};
 #[cfg(feature = "file")]
 pub use file::FileStore;
 pub use key::{ArgCaps, ArgEncoding, Key, KeyBuilder};
+#[cfg(feature = "async-memcached")]
+pub use memcached::AsyncMemcachedAdapter;
+#[cfg(feature = "memcache")]
+pub use memcached::MemcacheAdapter;
+#[cfg(feature = "memcached")]
+pub use memcached::{
+    check_prefix as memcached_check_prefix, exptime as memcached_exptime, register as memcached_register,
+    register_async as memcached_register_async, registered as memcached_registered, AsyncMemcachedClient,
+    MemcachedClient, MemcachedStore, Registered as MemcachedClients,
+    DEFAULT_MAX_ITEM_BYTES as MEMCACHED_DEFAULT_MAX_ITEM_BYTES,
+};
 pub use memory::{MemoryLimits, MemoryStore, DEFAULT_MAX_ENTRIES};
 #[cfg(feature = "redis")]
 pub use redis::{glob_escape as redis_glob_escape, RedisOptions, RedisStore, DEFAULT_TIMEOUT as REDIS_DEFAULT_TIMEOUT};

@@ -4,6 +4,7 @@
 //! (`scripts/test.sh` installs them); nothing is skipped.
 #![allow(dead_code)] // each test binary uses part of this module
 
+pub mod memcached_server;
 pub mod redis_server;
 
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,77 @@
+//! [`MemcachedClient`] over the `memcache` crate (ASCII protocol, no TLS so no OpenSSL), with a
+//! pool of blocking connections that connects lazily.
+
+use std::time::Duration;
+
+use memcache::{CommandError, MemcacheError};
+
+use super::MemcachedClient;
+use crate::error::BoxError;
+
+/// The `memcache` crate as a [`MemcachedClient`].
+///
+/// ```
+/// use std::time::Duration;
+/// // Nothing connects until the first operation.
+/// let client = cachex_core::MemcacheAdapter::new("memcached://127.0.0.1:11211", Duration::from_millis(250)).unwrap();
+/// # drop(client);
+/// ```
+pub struct MemcacheAdapter(memcache::Client);
+
+impl MemcacheAdapter {
+    /// A client for `memcached://host:port` (or `memcache://`), each operation bounded by
+    /// `timeout`.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, BoxError> {
+        let address = url
+            .strip_prefix("memcached://")
+            .or_else(|| url.strip_prefix("memcache://"))
+            .ok_or("a memcached URL starts with memcached://")?;
+        let address = address.split(['/', '?']).next().unwrap_or(address);
+        let url = memcache::Url::parse(&format!(
+            "memcache://{address}?protocol=ascii&timeout={}",
+            timeout.as_secs_f64()
+        ))?;
+        let pool = r2d2::Pool::builder()
+            .max_size(16)
+            .min_idle(Some(0))
+            .connection_timeout(timeout)
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(memcache::ConnectionManager::new(url));
+        Ok(MemcacheAdapter(memcache::Client::with_pool(pool)?))
+    }
+}
+
+fn is_command(error: &MemcacheError) -> bool {
+    matches!(error, MemcacheError::CommandError(_))
+}
+
+impl MemcachedClient for MemcacheAdapter {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
+        Ok(self.0.get::<Vec<u8>>(key)?)
+    }
+
+    fn set(&self, key: &str, value: &[u8], exptime: u32) -> Result<(), BoxError> {
+        Ok(self.0.set(key, value, exptime)?)
+    }
+
+    fn add(&self, key: &str, value: &[u8], exptime: u32) -> Result<bool, BoxError> {
+        match self.0.add(key, value, exptime) {
+            Ok(()) => Ok(true),
+            Err(error) if is_command(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<(), BoxError> {
+        self.0.delete(key)?;
+        Ok(())
+    }
+
+    fn increment(&self, key: &str, delta: u64) -> Result<Option<u64>, BoxError> {
+        match self.0.increment(key, delta) {
+            Ok(value) => Ok(Some(value)),
+            Err(MemcacheError::CommandError(CommandError::KeyNotFound)) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
