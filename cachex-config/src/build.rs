@@ -152,7 +152,7 @@ fn compiled_in(kind: BackendKind) -> bool {
         BackendKind::File => cfg!(feature = "file"),
         BackendKind::Redis => cfg!(feature = "redis"),
         BackendKind::Memcached => cfg!(feature = "memcached"),
-        BackendKind::Mongodb => false,
+        BackendKind::Mongodb => cfg!(feature = "mongodb"),
     }
 }
 
@@ -250,6 +250,33 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
         }
         #[cfg(feature = "memcached")]
         BackendKind::Memcached => memcached_backend(name, &settings.prefix, effective)?,
+        #[cfg(feature = "mongodb")]
+        BackendKind::Mongodb => {
+            let problem = |key: &str, message: String| {
+                Error::Invalid(Problems(vec![Problem::new(
+                    format!("cache `{name}`, key `{key}`"),
+                    message,
+                )]))
+            };
+            let url = effective
+                .url
+                .as_ref()
+                .ok_or_else(|| problem("url", "a mongodb cache needs `url`".into()))?;
+            let options = cachex_core::MongoOptions {
+                url: url.expose().to_owned(),
+                database: effective.database.clone().unwrap_or_else(|| "cachex".to_owned()),
+                collection: effective.collection.clone().unwrap_or_else(|| name.to_owned()),
+                timeout: effective.timeout.unwrap_or(cachex_core::MONGODB_DEFAULT_TIMEOUT),
+            };
+            let store = cachex_core::MongoStore::new(&options, &settings.prefix)
+                .map_err(|e| problem("url", format!("not a usable mongodb URL: {e}")))?;
+            Backend::Bytes {
+                kind: "mongodb",
+                blocking: std::sync::Arc::new(store.clone()),
+                nonblocking: std::sync::Arc::new(store),
+            }
+        }
+        #[allow(unreachable_patterns)] // every backend is compiled in with all features
         other => {
             return Err(Error::Invalid(Problems(vec![Problem::new(
                 format!("cache `{name}`, key `backend`"),

@@ -23,6 +23,8 @@ pub mod key;
 #[cfg(feature = "memcached")]
 mod memcached;
 mod memory;
+#[cfg(feature = "mongodb")]
+mod mongodb;
 pub mod output;
 pub mod redact;
 #[cfg(feature = "redis")]
@@ -49,6 +51,11 @@ pub use memcached::{
     DEFAULT_MAX_ITEM_BYTES as MEMCACHED_DEFAULT_MAX_ITEM_BYTES,
 };
 pub use memory::{MemoryLimits, MemoryStore, DEFAULT_MAX_ENTRIES};
+#[cfg(feature = "mongodb")]
+pub use mongodb::{
+    regex_escape as mongodb_regex_escape, MongoOptions, MongoStore, DEFAULT_TIMEOUT as MONGODB_DEFAULT_TIMEOUT,
+    MAX_DOCUMENT_BYTES as MONGODB_MAX_DOCUMENT_BYTES,
+};
 #[cfg(feature = "redis")]
 pub use redis::{glob_escape as redis_glob_escape, RedisOptions, RedisStore, DEFAULT_TIMEOUT as REDIS_DEFAULT_TIMEOUT};
 pub use runtime::{cache, check_cache_name, initialized, install, runtime, CacheFactory, Loader, Runtime};

@@ -1,0 +1,311 @@
+//! The MongoDB backend: one document per entry, `_id` = `prefix:hexkey`, the envelope as BSON
+//! binary in `value`, `expires_at` as a BSON date with a TTL index on it (`expireAfterSeconds:
+//! 0`) and an `expires_at > now` filter on every read (mongod's TTL monitor only runs every
+//! 60 s). Writes are `replace_one` upserts that also refresh the expiry.
+//!
+//! Both clients are created outside any caller's runtime, so their background tasks run on the
+//! driver's own runtime and outlive the runtime of whichever task used them first. The blocking
+//! side uses the driver's sync API, which cannot block inside a tokio runtime: called from
+//! one, the operation runs on a scoped helper thread.
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use mongodb::bson::{doc, spec::BinarySubtype, Binary, DateTime, Document};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::IndexModel;
+
+use crate::envelope::now_millis;
+use crate::error::BoxError;
+use crate::storage::{AsyncStorage, BoxFuture, Storage};
+
+/// The per-operation timeout when the configuration sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// MongoDB's largest document.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// Room kept for the document's fields besides the value.
+const DOCUMENT_OVERHEAD: usize = 512;
+/// The expiry of an entry without TTL: far enough that no TTL monitor removes it.
+const NEVER_MILLIS: i64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
+
+/// Where a MongoDB cache keeps its entries.
+///
+/// ```
+/// let options = cachex_core::MongoOptions::new("mongodb://u:secret@127.0.0.1:27017", "cachex", "sessions");
+/// assert!(!format!("{options:?}").contains("secret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct MongoOptions {
+    /// `mongodb://...` or `mongodb+srv://...`, passed to the driver.
+    pub url: String,
+    /// The database (default `cachex`).
+    pub database: String,
+    /// The collection (default the cache's name).
+    pub collection: String,
+    /// Per-operation timeout (server selection, connect, each operation).
+    pub timeout: Duration,
+}
+
+impl MongoOptions {
+    /// Options with the default timeout.
+    pub fn new(url: &str, database: &str, collection: &str) -> Self {
+        MongoOptions {
+            url: url.to_owned(),
+            database: database.to_owned(),
+            collection: collection.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl std::fmt::Debug for MongoOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoOptions")
+            .field("url", &crate::redact::redact(&self.url))
+            .field("database", &self.database)
+            .field("collection", &self.collection)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Runs blocking driver work where it may block: here, or on a helper thread when the caller
+/// is inside a tokio runtime.
+fn outside_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|scope| match scope.spawn(work).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// The clients of one deployment (one URL and timeout), shared by every cache on it.
+struct Clients {
+    nonblocking: mongodb::Client,
+    blocking: mongodb::sync::Client,
+}
+
+static DEPLOYMENTS: Mutex<Vec<((String, Duration), Arc<Clients>)>> = Mutex::new(Vec::new());
+
+fn clients(url: &str, timeout: Duration) -> Result<Arc<Clients>, BoxError> {
+    let mut deployments = DEPLOYMENTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = (url.to_owned(), timeout);
+    if let Some((_, clients)) = deployments.iter().find(|(k, _)| *k == key) {
+        return Ok(Arc::clone(clients));
+    }
+    let clients = outside_runtime(|| -> Result<Clients, BoxError> {
+        let mut options = ClientOptions::parse(url).run()?;
+        options.connect_timeout = Some(timeout);
+        options.server_selection_timeout = Some(timeout);
+        options.app_name.get_or_insert_with(|| "cachex".to_owned());
+        Ok(Clients {
+            nonblocking: mongodb::Client::with_options(options.clone())?,
+            blocking: mongodb::sync::Client::with_options(options)?,
+        })
+    })?;
+    let clients = Arc::new(clients);
+    deployments.push((key, Arc::clone(&clients)));
+    Ok(clients)
+}
+
+/// Escapes regular-expression metacharacters.
+///
+/// ```
+/// assert_eq!(cachex_core::mongodb_regex_escape("a.b*"), "a\\.b\\*");
+/// ```
+pub fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if "\\.^$|?*+()[]{}/-".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One MongoDB cache.
+#[derive(Clone)]
+pub struct MongoStore {
+    clients: Arc<Clients>,
+    options: Arc<MongoOptions>,
+    own_ids: String,
+    index: Arc<OnceLock<()>>,
+}
+
+impl MongoStore {
+    /// A store for the cache whose prefix is `prefix`. It tries to create the TTL index now;
+    /// a server that is down then is not an error (the first write tries again).
+    pub fn new(options: &MongoOptions, prefix: &str) -> Result<Self, BoxError> {
+        let store = MongoStore {
+            clients: clients(&options.url, options.timeout)?,
+            options: Arc::new(options.clone()),
+            own_ids: format!("^{}:[0-9a-f]{{64}}$", regex_escape(prefix)),
+            index: Arc::new(OnceLock::new()),
+        };
+        if let Err(error) = store.ensure_index() {
+            tracing::warn!(collection = %options.collection, %error, "cachex could not create the TTL index yet");
+        }
+        Ok(store)
+    }
+
+    fn collection(&self) -> mongodb::Collection<Document> {
+        self.clients
+            .nonblocking
+            .database(&self.options.database)
+            .collection(&self.options.collection)
+    }
+
+    fn blocking_collection(&self) -> mongodb::sync::Collection<Document> {
+        self.clients
+            .blocking
+            .database(&self.options.database)
+            .collection(&self.options.collection)
+    }
+
+    fn ttl_index() -> IndexModel {
+        IndexModel::builder()
+            .keys(doc! { "expires_at": 1 })
+            .options(
+                IndexOptions::builder()
+                    .expire_after(Duration::ZERO)
+                    .name("cachex_expires_at".to_owned())
+                    .build(),
+            )
+            .build()
+    }
+
+    fn ensure_index(&self) -> Result<(), BoxError> {
+        if self.index.get().is_some() {
+            return Ok(());
+        }
+        let collection = self.blocking_collection();
+        outside_runtime(|| collection.create_index(Self::ttl_index()).run())?;
+        let _ = self.index.set(());
+        Ok(())
+    }
+
+    async fn ensure_index_async(&self) -> Result<(), BoxError> {
+        if self.index.get().is_some() {
+            return Ok(());
+        }
+        self.timed(self.collection().create_index(Self::ttl_index())).await?;
+        let _ = self.index.set(());
+        Ok(())
+    }
+
+    async fn timed<T, E: Into<BoxError>>(
+        &self,
+        op: impl std::future::IntoFuture<Output = Result<T, E>>,
+    ) -> Result<T, BoxError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err("the async side of the mongodb backend needs a tokio runtime".into());
+        }
+        match tokio::time::timeout(self.options.timeout, op.into_future()).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => Err(format!("mongodb did not answer within {:?}", self.options.timeout).into()),
+        }
+    }
+
+    fn live(key: &str) -> Document {
+        doc! { "_id": key, "expires_at": { "$gt": DateTime::from_millis(now_millis() as i64) } }
+    }
+
+    fn document(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<Document, BoxError> {
+        if value.len() + key.len() + DOCUMENT_OVERHEAD > MAX_DOCUMENT_BYTES {
+            return Err(format!(
+                "a value of {} bytes would make a document over MongoDB's {} byte limit; it was not stored",
+                value.len(),
+                MAX_DOCUMENT_BYTES
+            )
+            .into());
+        }
+        let expires = match ttl.filter(|t| !t.is_zero()) {
+            Some(ttl) => (now_millis() as i64).saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64),
+            None => NEVER_MILLIS,
+        };
+        Ok(doc! {
+            "_id": key,
+            "value": Binary { subtype: BinarySubtype::Generic, bytes: value.to_vec() },
+            "expires_at": DateTime::from_millis(expires),
+        })
+    }
+
+    /// The stored bytes of a found document; a document without a binary value gives bytes
+    /// that do not decode, so it is counted and recomputed like any corrupt entry.
+    fn value(found: Option<Document>) -> Option<Vec<u8>> {
+        found.map(|doc| match doc.get("value") {
+            Some(mongodb::bson::Bson::Binary(binary)) => binary.bytes.clone(),
+            _ => Vec::new(),
+        })
+    }
+
+    fn own(&self) -> Document {
+        doc! { "_id": { "$regex": self.own_ids.clone() } }
+    }
+}
+
+impl Storage for MongoStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
+        let collection = self.blocking_collection();
+        let found = outside_runtime(|| collection.find_one(Self::live(key)).run())?;
+        Ok(Self::value(found))
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError> {
+        let document = self.document(key, value, ttl)?;
+        self.ensure_index()?;
+        let collection = self.blocking_collection();
+        outside_runtime(|| collection.replace_one(doc! { "_id": key }, document).upsert(true).run())?;
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), BoxError> {
+        let collection = self.blocking_collection();
+        outside_runtime(|| collection.delete_one(doc! { "_id": key }).run())?;
+        Ok(())
+    }
+
+    fn clear(&self) -> Result<(), BoxError> {
+        let collection = self.blocking_collection();
+        outside_runtime(|| collection.delete_many(self.own()).run())?;
+        Ok(())
+    }
+}
+
+impl AsyncStorage for MongoStore {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+        Box::pin(async move {
+            Ok(Self::value(
+                self.timed(self.collection().find_one(Self::live(key))).await?,
+            ))
+        })
+    }
+
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Option<Duration>) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let document = self.document(key, value, ttl)?;
+            self.ensure_index_async().await?;
+            let collection = self.collection();
+            self.timed(collection.replace_one(doc! { "_id": key }, document).upsert(true))
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            self.timed(self.collection().delete_one(doc! { "_id": key })).await?;
+            Ok(())
+        })
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(async move {
+            self.timed(self.collection().delete_many(self.own())).await?;
+            Ok(())
+        })
+    }
+}
