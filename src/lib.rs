@@ -37,7 +37,7 @@ pub use cachex_core::{
     cache, AsyncStorage, BoxError, BoxFuture, CacheHandle, CacheValue, Error, KeyBuilder, OnError, Problem, Problems,
     Stats, Storage,
 };
-pub use cachex_macros::{cached, encoder};
+pub use cachex_macros::{cached, encoder, singleton};
 
 /// The value envelope that byte-storing backends keep (magic, version, type fingerprint,
 /// expiry, bincode payload).
@@ -57,6 +57,14 @@ pub mod memcached {
         memcached_exptime as exptime, memcached_register as register, memcached_register_async as register_async,
         AsyncMemcachedClient, MemcachedClient,
     };
+}
+
+/// The actix-web plugin (feature `actix`): singletons as `web::Data<T>`, cached functions as
+/// request dependencies with `#[cachex::actix::dependency]`, a stats handler.
+#[cfg(feature = "actix")]
+pub mod actix {
+    pub use cachex_actix::*;
+    pub use cachex_macros::dependency;
 }
 
 /// Configuration loading and checking, for users who compose their own sources.

@@ -161,3 +161,19 @@ pub fn cache(name: &str) -> Result<CacheHandle, Error> {
     let runtime = runtime().map_err(|e| Error::NotInitialized(e.to_owned()))?;
     runtime.cache(name).map(CacheHandle)
 }
+
+/// Handles on every cache built so far (all declared caches, and on-demand ones), by name.
+///
+/// ```
+/// # fn main() -> Result<(), cachex_core::Error> {
+/// cachex_core::cache("doc_listed")?;
+/// assert!(cachex_core::caches().iter().any(|c| c.name() == "doc_listed"));
+/// # Ok(()) }
+/// ```
+pub fn caches() -> Vec<CacheHandle> {
+    let mut handles: Vec<CacheHandle> = runtime()
+        .map(|runtime| runtime.caches().into_iter().map(CacheHandle).collect())
+        .unwrap_or_default();
+    handles.sort_by(|a, b| a.name().cmp(b.name()));
+    handles
+}

@@ -5,7 +5,9 @@
 //! through the facade: `#[cachex::cached(name = "fib")]`.
 
 mod cached;
+mod dependency;
 mod encoder;
+mod singleton;
 mod util;
 
 use proc_macro::TokenStream;
@@ -21,6 +23,33 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     cached::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Builds a function's value once per distinct arguments, lazily, and shares it as `Arc<T>`
+/// (`Result<T, E>` becomes `Result<Arc<T>, E>`; an `Err` or a panic is not kept). Sync or
+/// `async`, free functions only; arguments must be `Serialize`. Zero-argument singletons are
+/// registered at link time, so the actix-web plugin can hand them out as `web::Data<T>`.
+///
+/// See the `cachex` crate for examples.
+#[proc_macro_attribute]
+pub fn singleton(attr: TokenStream, item: TokenStream) -> TokenStream {
+    singleton::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Makes the function's return type (`T`, or the `T` of `Result<T, E>`) an actix-web request
+/// extractor: each argument is extracted from the request (path, query, app data, other
+/// dependencies), the function is called (served from its cache when it is also `#[cached]`,
+/// written below this attribute), and an `Err` becomes the response through `ResponseError`.
+/// Use it as `#[cachex::actix::dependency]` (feature `actix`).
+///
+/// See the `cachex` crate for examples.
+#[proc_macro_attribute]
+pub fn dependency(attr: TokenStream, item: TokenStream) -> TokenStream {
+    dependency::expand(attr.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -1,0 +1,114 @@
+//! Singletons (`#[singleton]`, the Python library's `cache_reference`): a value built once per
+//! distinct arguments, lazily, shared as `Arc<T>`. Concurrent first calls build once; a build
+//! that fails (an `Err`, or a panic) is not kept, and the next call builds again.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::key::Key;
+
+/// The cells of a blocking singleton, one per distinct arguments.
+///
+/// ```
+/// use cachex_core::{Key, Singleton};
+/// static CLIENT: Singleton<String> = Singleton::new();
+/// let a = CLIENT.get_or_try_init(Key([0; 32]), || Ok::<_, ()>("built".to_string())).unwrap();
+/// let b = CLIENT.get_or_try_init(Key([0; 32]), || Ok::<_, ()>(unreachable!())).unwrap();
+/// assert!(std::sync::Arc::ptr_eq(&a, &b));
+/// ```
+pub struct Singleton<T> {
+    cells: Mutex<Option<HashMap<Key, Arc<Mutex<Option<Arc<T>>>>>>>,
+}
+
+impl<T> Default for Singleton<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Singleton<T> {
+    /// No value built yet.
+    pub const fn new() -> Self {
+        Singleton {
+            cells: Mutex::new(None),
+        }
+    }
+
+    fn cell(&self, key: Key) -> Arc<Mutex<Option<Arc<T>>>> {
+        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(cells.get_or_insert_with(HashMap::new).entry(key).or_default())
+    }
+
+    /// The value for `key`, built by `build` if no call built it yet. Callers for the same key
+    /// wait for the one building; a failed or panicking build leaves nothing behind.
+    pub fn get_or_try_init<E>(&self, key: Key, build: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
+        let cell = self.cell(key);
+        let mut slot = cell.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(value) = slot.as_ref() {
+            return Ok(Arc::clone(value));
+        }
+        let value = Arc::new(build()?);
+        *slot = Some(Arc::clone(&value));
+        Ok(value)
+    }
+
+    /// The value for `key` if it was built.
+    pub fn get(&self, key: Key) -> Option<Arc<T>> {
+        self.cell(key).lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// The cells of an async singleton, one per distinct arguments.
+///
+/// ```
+/// use cachex_core::{AsyncSingleton, Key};
+/// static POOL: AsyncSingleton<Vec<u8>> = AsyncSingleton::new();
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let pool = POOL.get_or_try_init(Key([0; 32]), || async { Ok::<_, ()>(vec![1]) }).await.unwrap();
+/// assert_eq!(*pool, vec![1]);
+/// # });
+/// ```
+pub struct AsyncSingleton<T> {
+    cells: Mutex<Option<HashMap<Key, Arc<tokio::sync::OnceCell<Arc<T>>>>>>,
+}
+
+impl<T> Default for AsyncSingleton<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> AsyncSingleton<T> {
+    /// No value built yet.
+    pub const fn new() -> Self {
+        AsyncSingleton {
+            cells: Mutex::new(None),
+        }
+    }
+
+    fn cell(&self, key: Key) -> Arc<tokio::sync::OnceCell<Arc<T>>> {
+        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(cells.get_or_insert_with(HashMap::new).entry(key).or_default())
+    }
+
+    /// The value for `key`, built by `build` if no call built it yet (see [`Singleton`]).
+    pub async fn get_or_try_init<E, F: Future<Output = Result<T, E>>>(
+        &self,
+        key: Key,
+        build: impl FnOnce() -> F,
+    ) -> Result<Arc<T>, E> {
+        let cell = self.cell(key);
+        cell.get_or_try_init(|| async { build().await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+
+    /// The value for `key` if it was built.
+    pub fn get(&self, key: Key) -> Option<Arc<T>> {
+        self.cell(key).get().cloned()
+    }
+}
+
+/// The key of a singleton call without arguments.
+pub const NO_ARGUMENTS: Key = Key([0; 32]);
