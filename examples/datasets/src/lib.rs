@@ -170,11 +170,12 @@ pub async fn get_dataset(frame: Frame) -> web::Json<Vec<Record>> {
     web::Json(frame.0)
 }
 
-static DOWNLOADS: AtomicUsize = AtomicUsize::new(0);
+static DOWNLOADS: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
 
-/// How many CSV files this process served under `/files/` (each a real HTTP download).
-pub fn downloads() -> usize {
-    DOWNLOADS.load(Ordering::SeqCst)
+/// How many times this process served a data set's CSV file under `/files/` (each a real
+/// HTTP download).
+pub fn downloads(dataset: DataSet) -> usize {
+    DOWNLOADS[dataset as usize].load(Ordering::SeqCst)
 }
 
 async fn serve_file(name: web::Path<String>) -> HttpResponse {
@@ -183,7 +184,7 @@ async fn serve_file(name: web::Path<String>) -> HttpResponse {
         .find(|d| name.as_str() == format!("{}.csv", d.name()));
     match found {
         Some(dataset) => {
-            DOWNLOADS.fetch_add(1, Ordering::SeqCst);
+            DOWNLOADS[dataset as usize].fetch_add(1, Ordering::SeqCst);
             HttpResponse::Ok().content_type("text/csv").body(dataset.local_csv())
         }
         None => HttpResponse::NotFound().finish(),
