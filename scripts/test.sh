@@ -15,4 +15,8 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
+# The MongoDB-protocol test server (PyPI mongoeco, in target/mongoeco-venv; fast when present).
+# Tests use a real MongoDB instead when CACHEX_TEST_MONGODB_URL is set.
+scripts/mongo-venv.sh >/dev/null
+
 cargo test --workspace --all-features

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 pub mod memcached_server;
+pub mod mongo_server;
 pub mod redis_server;
 
 use std::net::{TcpListener, TcpStream};
@@ -27,7 +28,7 @@ extern "C" fn kill_running() {
     }
 }
 
-fn track(pid: u32) {
+pub(crate) fn track(pid: u32) {
     static AT_EXIT: Once = Once::new();
     // SAFETY: registers a plain `extern "C" fn` with no captured state.
     AT_EXIT.call_once(|| unsafe {
@@ -39,7 +40,7 @@ fn track(pid: u32) {
         .push(pid);
 }
 
-fn untrack(pid: u32) {
+pub(crate) fn untrack(pid: u32) {
     RUNNING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
