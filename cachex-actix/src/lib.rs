@@ -27,9 +27,6 @@
 //! ```
 #![warn(missing_docs)]
 
-use std::future::Future;
-use std::pin::Pin;
-
 use actix_web::{web, HttpResponse};
 use cachex_core::{CacheHandle, Error, Problem, Problems};
 
@@ -39,7 +36,7 @@ pub struct SingletonData {
     /// The type shared.
     pub type_name: fn() -> &'static str,
     /// Builds the value (once; later calls return the built one).
-    pub build: fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
+    pub build: fn() -> cachex_core::BoxFuture<'static, Result<(), String>>,
     /// Adds the built value to an app as `web::Data<T>`; false when it was not built.
     pub insert: fn(&mut web::ServiceConfig) -> bool,
 }

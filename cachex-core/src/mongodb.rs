@@ -87,7 +87,10 @@ struct Clients {
     blocking: mongodb::sync::Client,
 }
 
-static DEPLOYMENTS: Mutex<Vec<((String, Duration), Arc<Clients>)>> = Mutex::new(Vec::new());
+/// The clients of each deployment, by URL and timeout.
+type Deployments = Vec<((String, Duration), Arc<Clients>)>;
+
+static DEPLOYMENTS: Mutex<Deployments> = Mutex::new(Vec::new());
 
 fn clients(url: &str, timeout: Duration) -> Result<Arc<Clients>, BoxError> {
     let mut deployments = DEPLOYMENTS.lock().unwrap_or_else(PoisonError::into_inner);

@@ -18,7 +18,21 @@ use crate::key::Key;
 /// assert!(std::sync::Arc::ptr_eq(&a, &b));
 /// ```
 pub struct Singleton<T> {
-    cells: Mutex<Option<HashMap<Key, Arc<Mutex<Option<Arc<T>>>>>>>,
+    cells: PerKey<Mutex<Option<Arc<T>>>>,
+}
+
+/// One cell per distinct arguments.
+struct PerKey<C>(Mutex<Option<HashMap<Key, Arc<C>>>>);
+
+impl<C: Default> PerKey<C> {
+    const fn new() -> Self {
+        PerKey(Mutex::new(None))
+    }
+
+    fn cell(&self, key: Key) -> Arc<C> {
+        let mut cells = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(cells.get_or_insert_with(HashMap::new).entry(key).or_default())
+    }
 }
 
 impl<T> Default for Singleton<T> {
@@ -30,20 +44,13 @@ impl<T> Default for Singleton<T> {
 impl<T> Singleton<T> {
     /// No value built yet.
     pub const fn new() -> Self {
-        Singleton {
-            cells: Mutex::new(None),
-        }
-    }
-
-    fn cell(&self, key: Key) -> Arc<Mutex<Option<Arc<T>>>> {
-        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(cells.get_or_insert_with(HashMap::new).entry(key).or_default())
+        Singleton { cells: PerKey::new() }
     }
 
     /// The value for `key`, built by `build` if no call built it yet. Callers for the same key
     /// wait for the one building; a failed or panicking build leaves nothing behind.
     pub fn get_or_try_init<E>(&self, key: Key, build: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
-        let cell = self.cell(key);
+        let cell = self.cells.cell(key);
         let mut slot = cell.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(value) = slot.as_ref() {
             return Ok(Arc::clone(value));
@@ -55,7 +62,11 @@ impl<T> Singleton<T> {
 
     /// The value for `key` if it was built.
     pub fn get(&self, key: Key) -> Option<Arc<T>> {
-        self.cell(key).lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.cells
+            .cell(key)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -70,7 +81,7 @@ impl<T> Singleton<T> {
 /// # });
 /// ```
 pub struct AsyncSingleton<T> {
-    cells: Mutex<Option<HashMap<Key, Arc<tokio::sync::OnceCell<Arc<T>>>>>>,
+    cells: PerKey<tokio::sync::OnceCell<Arc<T>>>,
 }
 
 impl<T> Default for AsyncSingleton<T> {
@@ -82,14 +93,7 @@ impl<T> Default for AsyncSingleton<T> {
 impl<T> AsyncSingleton<T> {
     /// No value built yet.
     pub const fn new() -> Self {
-        AsyncSingleton {
-            cells: Mutex::new(None),
-        }
-    }
-
-    fn cell(&self, key: Key) -> Arc<tokio::sync::OnceCell<Arc<T>>> {
-        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(cells.get_or_insert_with(HashMap::new).entry(key).or_default())
+        AsyncSingleton { cells: PerKey::new() }
     }
 
     /// The value for `key`, built by `build` if no call built it yet (see [`Singleton`]).
@@ -98,7 +102,7 @@ impl<T> AsyncSingleton<T> {
         key: Key,
         build: impl FnOnce() -> F,
     ) -> Result<Arc<T>, E> {
-        let cell = self.cell(key);
+        let cell = self.cells.cell(key);
         cell.get_or_try_init(|| async { build().await.map(Arc::new) })
             .await
             .cloned()
@@ -106,7 +110,7 @@ impl<T> AsyncSingleton<T> {
 
     /// The value for `key` if it was built.
     pub fn get(&self, key: Key) -> Option<Arc<T>> {
-        self.cell(key).get().cloned()
+        self.cells.cell(key).get().cloned()
     }
 }
 
