@@ -1,12 +1,14 @@
 //! The file backend against the real file system: round trips, TTL, size bound, corruption,
 //! unusable directories, and caches sharing one directory.
 
-use std::collections::HashMap;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use cachex::{cached, CacheConfig, Config, OnError};
+use support::Counter;
 
 struct Dirs {
     main: PathBuf,
@@ -49,18 +51,6 @@ static DIRS: LazyLock<Dirs> = LazyLock::new(|| {
 
 fn dirs() -> &'static Dirs {
     &DIRS
-}
-
-#[derive(Default)]
-struct Counter(Mutex<HashMap<String, usize>>);
-
-impl Counter {
-    fn bump(&self, what: impl Into<String>) {
-        *self.0.lock().unwrap().entry(what.into()).or_default() += 1;
-    }
-    fn get(&self, what: &str) -> usize {
-        self.0.lock().unwrap().get(what).copied().unwrap_or(0)
-    }
 }
 
 static COMPUTED: LazyLock<Counter> = LazyLock::new(Counter::default);

@@ -4,12 +4,12 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachex::{cached, CacheConfig, Config, OnError};
 use support::memcached_server::{MemcachedServer, TextClient};
+use support::Counter;
 
 struct Servers {
     main: MemcachedServer,
@@ -55,18 +55,6 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
 
 fn servers() -> &'static Servers {
     &SERVERS
-}
-
-#[derive(Default)]
-struct Counter(Mutex<HashMap<String, usize>>);
-
-impl Counter {
-    fn bump(&self, what: impl Into<String>) {
-        *self.0.lock().unwrap().entry(what.into()).or_default() += 1;
-    }
-    fn get(&self, what: &str) -> usize {
-        self.0.lock().unwrap().get(what).copied().unwrap_or(0)
-    }
 }
 
 static COMPUTED: LazyLock<Counter> = LazyLock::new(Counter::default);
@@ -284,19 +272,7 @@ async fn a_killed_server_never_fails_a_call_and_hits_resume_after_restart() {
     }
     assert!(handle.stats().errors > errors, "the outage was seen and counted");
     servers().fault.lock().unwrap().restart();
-    let started = Instant::now();
-    let hits = handle.stats().hits;
-    let mut round = 10;
-    while handle.stats().hits <= hits + 1 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "hits did not resume: {:?}",
-            handle.stats()
-        );
-        run(round).await;
-        round += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::until_hits_resume(&handle, Duration::from_secs(30), run).await;
 }
 
 #[cached(name = "m_corrupt")]

@@ -1,12 +1,14 @@
 //! `#[cached]` on the memory backend: hits and misses counted by real computations, methods,
 //! skipped arguments, versions, Result/Option, TTL, eviction, single-flight, invalidation.
 
-use std::collections::HashMap;
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, LazyLock, Mutex};
+use std::sync::{Arc, Barrier, LazyLock};
 use std::time::Duration;
 
 use cachex::{cached, CacheConfig, Config};
+use support::Counter;
 
 static SETUP: LazyLock<()> = LazyLock::new(|| {
     cachex::init_with(
@@ -26,24 +28,11 @@ fn setup() {
     LazyLock::force(&SETUP);
 }
 
-/// Counts computations per test, so tests running in parallel do not see each other's calls.
-#[derive(Default)]
-struct Counter(Mutex<HashMap<String, usize>>);
-
-impl Counter {
-    fn bump(&self, what: &str) {
-        *self.0.lock().unwrap().entry(what.to_owned()).or_default() += 1;
-    }
-    fn get(&self, what: &str) -> usize {
-        self.0.lock().unwrap().get(what).copied().unwrap_or(0)
-    }
-}
-
 static COMPUTED: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 #[cached(name = "plain")]
 fn square(n: u64) -> u64 {
-    COMPUTED.bump(&format!("square:{n}"));
+    COMPUTED.bump(format!("square:{n}"));
     n * n
 }
 
@@ -60,7 +49,7 @@ fn sync_hit_after_one_computation() {
 
 #[cached(name = "plain")]
 async fn greet(name: String, times: u32) -> String {
-    COMPUTED.bump(&format!("greet:{name}:{times}"));
+    COMPUTED.bump(format!("greet:{name}:{times}"));
     tokio::task::yield_now().await;
     name.repeat(times as usize)
 }
@@ -82,13 +71,13 @@ struct Repo {
 impl Repo {
     #[cached(name = "methods")]
     fn lookup(&self, id: u32) -> String {
-        COMPUTED.bump(&format!("lookup:{}:{id}", self.label));
+        COMPUTED.bump(format!("lookup:{}:{id}", self.label));
         format!("item-{id}")
     }
 
     #[cached(name = "methods")]
     async fn lookup_async(&self, id: u32) -> Vec<u32> {
-        COMPUTED.bump(&format!("lookup_async:{}:{id}", self.label));
+        COMPUTED.bump(format!("lookup_async:{}:{id}", self.label));
         vec![id; 3]
     }
 }
@@ -111,7 +100,7 @@ struct Client(u32);
 
 #[cached(name = "plain", skip = "trace")]
 fn fetch(path: &str, _client: &Client, trace: u64, #[skip] attempt: u8) -> String {
-    COMPUTED.bump(&format!("fetch:{path}"));
+    COMPUTED.bump(format!("fetch:{path}"));
     let _ = (trace, attempt);
     format!("body of {path}")
 }
@@ -166,19 +155,19 @@ struct AppError(String);
 
 #[cached(name = "results")]
 fn parse(text: String) -> Result<u64, AppError> {
-    COMPUTED.bump(&format!("parse:{text}"));
+    COMPUTED.bump(format!("parse:{text}"));
     text.parse().map_err(|_| AppError(format!("not a number: {text}")))
 }
 
 #[cached(name = "results")]
 fn find(id: u32) -> Option<String> {
-    COMPUTED.bump(&format!("find:{id}"));
+    COMPUTED.bump(format!("find:{id}"));
     (id % 2 == 0).then(|| format!("even {id}"))
 }
 
 #[cached(name = "results", cache_none)]
 fn find_cached_none(id: u32) -> Option<String> {
-    COMPUTED.bump(&format!("find_none:{id}"));
+    COMPUTED.bump(format!("find_none:{id}"));
     (id % 2 == 0).then(|| format!("even {id}"))
 }
 
@@ -206,7 +195,7 @@ fn result_caches_ok_only_and_option_some_only() {
 
 #[cached(name = "short")]
 fn short_lived(n: u32) -> u32 {
-    COMPUTED.bump(&format!("short:{n}"));
+    COMPUTED.bump(format!("short:{n}"));
     n
 }
 
@@ -340,7 +329,7 @@ fn a_panicking_computation_releases_its_waiters() {
 
 #[cached(name = "methods")]
 fn invalidated(n: u32) -> u32 {
-    COMPUTED.bump(&format!("invalidated:{n}"));
+    COMPUTED.bump(format!("invalidated:{n}"));
     n
 }
 

@@ -4,14 +4,14 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachex::{cached, CacheConfig, Config, OnError};
 use mongodb::bson::{doc, Document};
 use support::mongo_server::MongoServer;
+use support::Counter;
 
 struct Servers {
     main: MongoServer,
@@ -67,18 +67,6 @@ fn servers() -> &'static Servers {
 async fn collection(name: &str) -> mongodb::Collection<Document> {
     let client = mongodb::Client::with_uri_str(&servers().main.url).await.unwrap();
     client.database(&servers().database).collection(name)
-}
-
-#[derive(Default)]
-struct Counter(Mutex<HashMap<String, usize>>);
-
-impl Counter {
-    fn bump(&self, what: impl Into<String>) {
-        *self.0.lock().unwrap().entry(what.into()).or_default() += 1;
-    }
-    fn get(&self, what: &str) -> usize {
-        self.0.lock().unwrap().get(what).copied().unwrap_or(0)
-    }
 }
 
 static COMPUTED: LazyLock<Counter> = LazyLock::new(Counter::default);
@@ -313,17 +301,5 @@ async fn a_killed_server_never_fails_a_call_and_hits_resume_after_restart() {
     run(1).await;
     assert!(handle.stats().errors > errors, "the outage was seen and counted");
     servers().fault.lock().unwrap().restart();
-    let started = Instant::now();
-    let hits = handle.stats().hits;
-    let mut round = 10;
-    while handle.stats().hits <= hits + 1 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "hits did not resume: {:?}",
-            handle.stats()
-        );
-        run(round).await;
-        round += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::until_hits_resume(&handle, Duration::from_secs(60), run).await;
 }

@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use cachex::{cached, CacheConfig, Config, OnError};
 use support::redis_server::{RedisCluster, RedisServer, TlsRedisServer};
+use support::Counter;
 
 struct Servers {
     main: RedisServer,
@@ -76,18 +76,6 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
 
 fn servers() -> &'static Servers {
     &SERVERS
-}
-
-#[derive(Default)]
-struct Counter(Mutex<HashMap<String, usize>>);
-
-impl Counter {
-    fn bump(&self, what: impl Into<String>) {
-        *self.0.lock().unwrap().entry(what.into()).or_default() += 1;
-    }
-    fn get(&self, what: &str) -> usize {
-        self.0.lock().unwrap().get(what).copied().unwrap_or(0)
-    }
 }
 
 static COMPUTED: LazyLock<Counter> = LazyLock::new(Counter::default);
@@ -344,20 +332,7 @@ async fn a_killed_server_never_fails_a_call_and_hits_resume_after_restart() {
     }
     assert!(handle.stats().errors > errors_before, "the outage was seen and counted");
     servers().fault.lock().unwrap().restart();
-    // Recovery is the client's reconnect: wait for it, without asserting how fast it is.
-    let started = Instant::now();
-    let hits_before = handle.stats().hits;
-    let mut round = 10;
-    while handle.stats().hits <= hits_before + 1 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "hits did not resume: {:?}",
-            handle.stats()
-        );
-        run(round).await;
-        round += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::until_hits_resume(&handle, Duration::from_secs(30), run).await;
 }
 
 #[cached(name = "r_pause")]

@@ -191,6 +191,25 @@ pub fn check(loaded: &Loaded) -> Result<(), Error> {
     }
 }
 
+/// A problem with one key of cache `name`, as an error.
+#[cfg(any(feature = "redis", feature = "mongodb", feature = "memcached"))]
+fn key_problem(name: &str, key: &str, message: String) -> Error {
+    Error::Invalid(Problems(vec![Problem::new(
+        format!("cache `{name}`, key `{key}`"),
+        message,
+    )]))
+}
+
+/// The `url` a remote backend needs (checked before building, so missing is unlikely here).
+#[cfg(any(feature = "redis", feature = "mongodb"))]
+fn required_url(name: &str, backend: &str, effective: &CacheConfig) -> Result<String, Error> {
+    effective
+        .url
+        .as_ref()
+        .map(|url| url.expose().to_owned())
+        .ok_or_else(|| key_problem(name, "url", format!("a {backend} cache needs `url`")))
+}
+
 /// Builds the cache `name` from its effective settings.
 pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> {
     let settings = CacheSettings {
@@ -209,72 +228,42 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
         #[cfg(feature = "file")]
         BackendKind::File => {
             let path = effective.path.clone().unwrap_or_default();
-            let store = cachex_core::FileStore::new(&path, &settings.prefix, effective.max_bytes);
-            Backend::Bytes {
-                kind: "file",
-                blocking: std::sync::Arc::new(store.clone()),
-                nonblocking: std::sync::Arc::new(store),
-            }
+            Backend::bytes(
+                "file",
+                cachex_core::FileStore::new(&path, &settings.prefix, effective.max_bytes),
+            )
         }
         #[cfg(feature = "redis")]
         BackendKind::Redis => {
-            let problem = |key: &str, message: String| {
-                Error::Invalid(Problems(vec![Problem::new(
-                    format!("cache `{name}`, key `{key}`"),
-                    message,
-                )]))
-            };
-            let url = effective
-                .url
-                .as_ref()
-                .ok_or_else(|| problem("url", "a redis cache needs `url`".into()))?;
-            let tls_root_cert = match &effective.tls_ca_file {
-                Some(path) => Some(
-                    std::fs::read(path)
-                        .map_err(|e| problem("tls_ca_file", format!("cannot read {}: {e}", path.display())))?,
-                ),
-                None => None,
-            };
+            let tls_root_cert =
+                match &effective.tls_ca_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|e| {
+                        key_problem(name, "tls_ca_file", format!("cannot read {}: {e}", path.display()))
+                    })?),
+                    None => None,
+                };
             let options = cachex_core::RedisOptions {
-                url: url.expose().to_owned(),
+                url: required_url(name, "redis", effective)?,
                 timeout: effective.timeout.unwrap_or(cachex_core::REDIS_DEFAULT_TIMEOUT),
                 tls_root_cert,
             };
             let store = cachex_core::RedisStore::new(&options, &settings.prefix)
-                .map_err(|e| problem("url", format!("not a usable redis URL: {e}")))?;
-            Backend::Bytes {
-                kind: "redis",
-                blocking: std::sync::Arc::new(store.clone()),
-                nonblocking: std::sync::Arc::new(store),
-            }
+                .map_err(|e| key_problem(name, "url", format!("not a usable redis URL: {e}")))?;
+            Backend::bytes("redis", store)
         }
         #[cfg(feature = "memcached")]
         BackendKind::Memcached => memcached_backend(name, &settings.prefix, effective)?,
         #[cfg(feature = "mongodb")]
         BackendKind::Mongodb => {
-            let problem = |key: &str, message: String| {
-                Error::Invalid(Problems(vec![Problem::new(
-                    format!("cache `{name}`, key `{key}`"),
-                    message,
-                )]))
-            };
-            let url = effective
-                .url
-                .as_ref()
-                .ok_or_else(|| problem("url", "a mongodb cache needs `url`".into()))?;
             let options = cachex_core::MongoOptions {
-                url: url.expose().to_owned(),
+                url: required_url(name, "mongodb", effective)?,
                 database: effective.database.clone().unwrap_or_else(|| "cachex".to_owned()),
                 collection: effective.collection.clone().unwrap_or_else(|| name.to_owned()),
                 timeout: effective.timeout.unwrap_or(cachex_core::MONGODB_DEFAULT_TIMEOUT),
             };
             let store = cachex_core::MongoStore::new(&options, &settings.prefix)
-                .map_err(|e| problem("url", format!("not a usable mongodb URL: {e}")))?;
-            Backend::Bytes {
-                kind: "mongodb",
-                blocking: std::sync::Arc::new(store.clone()),
-                nonblocking: std::sync::Arc::new(store),
-            }
+                .map_err(|e| key_problem(name, "url", format!("not a usable mongodb URL: {e}")))?;
+            Backend::bytes("mongodb", store)
         }
         #[allow(unreachable_patterns)] // every backend is compiled in with all features
         other => {
@@ -295,12 +284,6 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
 /// without one, the built-in adapter for `url` (when its feature is compiled in).
 #[cfg(feature = "memcached")]
 fn memcached_backend(name: &str, prefix: &str, effective: &CacheConfig) -> Result<Backend, Error> {
-    let problem = |key: &str, message: String| {
-        Error::Invalid(Problems(vec![Problem::new(
-            format!("cache `{name}`, key `{key}`"),
-            message,
-        )]))
-    };
     #[allow(unused_mut)]
     let mut clients = cachex_core::memcached_registered(name);
     #[allow(unused_variables)]
@@ -309,25 +292,21 @@ fn memcached_backend(name: &str, prefix: &str, effective: &CacheConfig) -> Resul
         #[cfg(feature = "memcache")]
         if clients.blocking.is_none() {
             let adapter = cachex_core::MemcacheAdapter::new(url.expose(), timeout)
-                .map_err(|e| problem("url", format!("not a usable memcached URL: {e}")))?;
+                .map_err(|e| key_problem(name, "url", format!("not a usable memcached URL: {e}")))?;
             clients.blocking = Some(std::sync::Arc::new(adapter));
         }
         #[cfg(feature = "async-memcached")]
         if clients.nonblocking.is_none() {
             let adapter = cachex_core::AsyncMemcachedAdapter::new(url.expose(), timeout)
-                .map_err(|e| problem("url", format!("not a usable memcached URL: {e}")))?;
+                .map_err(|e| key_problem(name, "url", format!("not a usable memcached URL: {e}")))?;
             clients.nonblocking = Some(std::sync::Arc::new(adapter));
         }
         let _ = url;
     }
     let max_item_bytes = effective.max_item_bytes.map(|n| n as usize);
     let store = cachex_core::MemcachedStore::new(name, prefix, clients, max_item_bytes)
-        .map_err(|message| problem(if message.contains("prefix") { "prefix" } else { "url" }, message))?;
-    Ok(Backend::Bytes {
-        kind: "memcached",
-        blocking: std::sync::Arc::new(store.clone()),
-        nonblocking: std::sync::Arc::new(store),
-    })
+        .map_err(|message| key_problem(name, if message.contains("prefix") { "prefix" } else { "url" }, message))?;
+    Ok(Backend::bytes("memcached", store))
 }
 
 /// Checks a configuration and builds its runtime: the declared caches, or, when none is

@@ -86,6 +86,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// A byte-storing backend over one store that has both sides.
+    pub fn bytes<S: Storage + AsyncStorage + Clone>(kind: &'static str, store: S) -> Backend {
+        Backend::Bytes {
+            kind,
+            blocking: Arc::new(store.clone()),
+            nonblocking: Arc::new(store),
+        }
+    }
+
     /// The backend kind: `memory`, `file`, `redis`, `mongodb` or `memcached`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ pub mod memcached_server;
 pub mod mongo_server;
 pub mod redis_server;
 
+use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -151,4 +152,38 @@ pub fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 pub fn accepts(port: u16) -> bool {
     TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// Counts computations by label, so tests running in parallel in one binary do not see each
+/// other's calls.
+#[derive(Default)]
+pub struct Counter(Mutex<HashMap<String, usize>>);
+
+impl Counter {
+    pub fn bump(&self, what: impl Into<String>) {
+        *self.0.lock().unwrap().entry(what.into()).or_default() += 1;
+    }
+
+    pub fn get(&self, what: &str) -> usize {
+        self.0.lock().unwrap().get(what).copied().unwrap_or(0)
+    }
+}
+
+/// Runs `round` (calls of the cache's functions) until the cache counts two more hits, which
+/// shows that a restarted server is used again; fails after `limit`. Recovery is the client's
+/// reconnect: this waits for it without asserting how fast it is.
+pub async fn until_hits_resume<F, Fut>(cache: &cachex::CacheHandle, limit: Duration, mut round: F)
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    let hits = cache.stats().hits;
+    let mut n = 10;
+    while cache.stats().hits <= hits + 1 {
+        assert!(started.elapsed() < limit, "hits did not resume: {:?}", cache.stats());
+        round(n).await;
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -48,11 +48,7 @@ pub struct AsyncMemcachedAdapter {
 impl AsyncMemcachedAdapter {
     /// A client for `memcached://host:port`, each operation bounded by `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, BoxError> {
-        let address = url
-            .strip_prefix("memcached://")
-            .or_else(|| url.strip_prefix("memcache://"))
-            .ok_or("a memcached URL starts with memcached://")?;
-        let address = address.split(['/', '?']).next().unwrap_or(address);
+        let address = super::server_address(url)?;
         let pool = Pool::builder(Connector {
             dsn: format!("tcp://{address}"),
         })

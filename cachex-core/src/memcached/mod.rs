@@ -179,6 +179,16 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The `host:port` of a `memcached://host:port` (or `memcache://`) URL, for the adapters.
+#[cfg(any(feature = "memcache", feature = "async-memcached"))]
+fn server_address(url: &str) -> Result<&str, BoxError> {
+    let address = url
+        .strip_prefix("memcached://")
+        .or_else(|| url.strip_prefix("memcache://"))
+        .ok_or("a memcached URL starts with memcached://")?;
+    Ok(address.split(['/', '?']).next().unwrap_or(address))
+}
+
 /// Where a cache's namespace generation comes from.
 struct Generation {
     key: String,

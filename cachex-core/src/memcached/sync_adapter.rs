@@ -22,11 +22,7 @@ impl MemcacheAdapter {
     /// A client for `memcached://host:port` (or `memcache://`), each operation bounded by
     /// `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, BoxError> {
-        let address = url
-            .strip_prefix("memcached://")
-            .or_else(|| url.strip_prefix("memcache://"))
-            .ok_or("a memcached URL starts with memcached://")?;
-        let address = address.split(['/', '?']).next().unwrap_or(address);
+        let address = super::server_address(url)?;
         let url = memcache::Url::parse(&format!(
             "memcache://{address}?protocol=ascii&timeout={}",
             timeout.as_secs_f64()
