@@ -31,6 +31,10 @@ impl MemcacheAdapter {
             .max_size(16)
             .min_idle(Some(0))
             .connection_timeout(timeout)
+            // A `version` round trip per checkout is the price of safety: the crate never marks a
+            // connection broken, so after a timeout a late reply could otherwise answer the
+            // next command; the check reads it, fails, and the connection is dropped.
+            .test_on_check_out(true)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(memcache::ConnectionManager::new(url));
         Ok(MemcacheAdapter(memcache::Client::with_pool(pool)?))
