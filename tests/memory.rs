@@ -378,3 +378,26 @@ fn a_second_init_is_refused() {
         Err(cachex::Error::AlreadyInitialized)
     ));
 }
+
+/// A key whose serialisation fails.
+struct Unserializable;
+
+impl serde::Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this key cannot be serialised"))
+    }
+}
+
+#[test]
+fn a_direct_key_that_does_not_serialize_is_an_error_not_a_shared_key() {
+    setup();
+    let handle = cachex::cache("results").unwrap();
+    assert!(matches!(
+        handle.set(&Unserializable, &1u8),
+        Err(cachex::Error::Encode { .. })
+    ));
+    assert!(matches!(
+        handle.get::<_, u8>(&Unserializable),
+        Err(cachex::Error::Encode { .. })
+    ));
+}

@@ -374,23 +374,26 @@ impl CacheHandle {
         self.0.counters.snapshot()
     }
 
-    fn key<K: Serialize + ?Sized>(&self, key: &K) -> Key {
-        Key::direct(&self.0.settings.name, key)
+    fn key<K: Serialize + ?Sized>(&self, key: &K) -> Result<Key, Error> {
+        Key::direct(&self.0.settings.name, key).ok_or_else(|| Error::Encode {
+            cache: self.0.settings.name.clone(),
+            message: "the key does not serialize".into(),
+        })
     }
 
     /// The value stored under `key`, if any, blocking on the backend.
     pub fn get<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K) -> Result<Option<V>, Error> {
-        self.0.lookup(&self.key(key), true)
+        self.0.lookup(&self.key(key)?, true)
     }
 
     /// Stores `value` under `key` with the cache's TTL, blocking on the backend.
     pub fn set<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K, value: &V) -> Result<(), Error> {
-        self.0.store(&self.key(key), value)
+        self.0.store(&self.key(key)?, value)
     }
 
     /// Removes the entry under `key`, blocking on the backend.
     pub fn remove<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), Error> {
-        self.0.remove(&self.key(key))
+        self.0.remove(&self.key(key)?)
     }
 
     /// Removes every entry of this cache (and of no other cache), blocking on the backend.
@@ -400,17 +403,17 @@ impl CacheHandle {
 
     /// The value stored under `key`, if any, awaiting the backend.
     pub async fn get_async<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K) -> Result<Option<V>, Error> {
-        self.0.lookup_async(&self.key(key), true).await
+        self.0.lookup_async(&self.key(key)?, true).await
     }
 
     /// Stores `value` under `key` with the cache's TTL, awaiting the backend.
     pub async fn set_async<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K, value: &V) -> Result<(), Error> {
-        self.0.store_async(&self.key(key), value).await
+        self.0.store_async(&self.key(key)?, value).await
     }
 
     /// Removes the entry under `key`, awaiting the backend.
     pub async fn remove_async<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), Error> {
-        self.0.remove_async(&self.key(key)).await
+        self.0.remove_async(&self.key(key)?).await
     }
 
     /// Removes every entry of this cache (and of no other cache), awaiting the backend.

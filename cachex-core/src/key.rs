@@ -10,18 +10,19 @@ pub const KEY_FORMAT_VERSION: u32 = 1;
 /// The 32-byte digest that identifies one entry of one cache.
 ///
 /// ```
-/// let key = cachex_core::Key::direct("fib", &42u64);
+/// let key = cachex_core::Key::direct("fib", &42u64).unwrap();
 /// assert_eq!(key.to_hex().len(), 64);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(pub [u8; 32]);
 
 impl Key {
-    /// The key of a direct `get`/`set` through a cache handle: `key` encoded with serde.
-    pub fn direct<K: serde::Serialize + ?Sized>(cache: &str, key: &K) -> Key {
+    /// The key of a direct `get`/`set` through a cache handle: `key` encoded with serde;
+    /// `None` when it does not serialize.
+    pub fn direct<K: serde::Serialize + ?Sized>(cache: &str, key: &K) -> Option<Key> {
         let mut builder = KeyBuilder::new(&binding_seed(cache, "<direct>", 0));
         builder.serde(key);
-        builder.finish().unwrap_or(Key([0; 32]))
+        builder.finish()
     }
 
     /// Lowercase hex, 64 characters: what backends append to the cache's prefix.

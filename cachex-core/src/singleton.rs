@@ -13,8 +13,8 @@ use crate::key::Key;
 /// ```
 /// use cachex_core::{Key, Singleton};
 /// static CLIENT: Singleton<String> = Singleton::new();
-/// let a = CLIENT.get_or_try_init(Key([0; 32]), || Ok::<_, ()>("built".to_string())).unwrap();
-/// let b = CLIENT.get_or_try_init(Key([0; 32]), || Ok::<_, ()>(unreachable!())).unwrap();
+/// let a = CLIENT.get_or_try_init(Some(Key([0; 32])), || Ok::<_, ()>("built".to_string())).unwrap();
+/// let b = CLIENT.get_or_try_init(Some(Key([0; 32])), || Ok::<_, ()>(unreachable!())).unwrap();
 /// assert!(std::sync::Arc::ptr_eq(&a, &b));
 /// ```
 pub struct Singleton<T> {
@@ -48,8 +48,12 @@ impl<T> Singleton<T> {
     }
 
     /// The value for `key`, built by `build` if no call built it yet. Callers for the same key
-    /// wait for the one building; a failed or panicking build leaves nothing behind.
-    pub fn get_or_try_init<E>(&self, key: Key, build: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
+    /// wait for the one building; a failed or panicking build leaves nothing behind. A `None`
+    /// key (arguments that do not serialize) builds every time and keeps nothing.
+    pub fn get_or_try_init<E>(&self, key: Option<Key>, build: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
+        let Some(key) = key else {
+            return build().map(Arc::new);
+        };
         let cell = self.cells.cell(key);
         let mut slot = cell.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(value) = slot.as_ref() {
@@ -76,7 +80,7 @@ impl<T> Singleton<T> {
 /// use cachex_core::{AsyncSingleton, Key};
 /// static POOL: AsyncSingleton<Vec<u8>> = AsyncSingleton::new();
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let pool = POOL.get_or_try_init(Key([0; 32]), || async { Ok::<_, ()>(vec![1]) }).await.unwrap();
+/// let pool = POOL.get_or_try_init(Some(Key([0; 32])), || async { Ok::<_, ()>(vec![1]) }).await.unwrap();
 /// assert_eq!(*pool, vec![1]);
 /// # });
 /// ```
@@ -99,9 +103,12 @@ impl<T> AsyncSingleton<T> {
     /// The value for `key`, built by `build` if no call built it yet (see [`Singleton`]).
     pub async fn get_or_try_init<E, F: Future<Output = Result<T, E>>>(
         &self,
-        key: Key,
+        key: Option<Key>,
         build: impl FnOnce() -> F,
     ) -> Result<Arc<T>, E> {
+        let Some(key) = key else {
+            return build().await.map(Arc::new);
+        };
         let cell = self.cells.cell(key);
         cell.get_or_try_init(|| async { build().await.map(Arc::new) })
             .await

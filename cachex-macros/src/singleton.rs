@@ -82,12 +82,12 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote!(::cachex::__private::Singleton<#value_ty>)
     };
     let key = if args.is_empty() {
-        quote!(::cachex::__private::NO_ARGUMENTS)
+        quote!(::std::option::Option::Some(::cachex::__private::NO_ARGUMENTS))
     } else {
         quote! {{
             let mut __cachex_key = ::cachex::KeyBuilder::new(&[0u8; 32]);
             #( __cachex_key.serde(&#args); )*
-            __cachex_key.finish().unwrap_or(::cachex::__private::NO_ARGUMENTS)
+            __cachex_key.finish()
         }}
     };
     let body = &function.block;
