@@ -4,6 +4,7 @@
 //! (`scripts/test.sh` installs them); nothing is skipped.
 #![allow(dead_code)] // each test binary uses part of this module
 
+#[cfg(feature = "memcached")]
 pub mod memcached_server;
 pub mod mongo_server;
 pub mod redis_server;
