@@ -264,15 +264,15 @@ async fn a_killed_server_never_fails_a_call_and_hits_resume_after_restart() {
             .unwrap();
         assert_eq!(blocking, round + 2);
     };
-    run(0).await;
-    servers().fault.lock().unwrap().kill();
-    let errors = handle.stats().errors;
-    for round in 1..3 {
-        run(round).await;
-    }
-    assert!(handle.stats().errors > errors, "the outage was seen and counted");
-    servers().fault.lock().unwrap().restart();
-    support::until_hits_resume(&handle, Duration::from_secs(30), run).await;
+    support::survives_restart(
+        &handle,
+        2,
+        Duration::from_secs(30),
+        || servers().fault.lock().unwrap().kill(),
+        || servers().fault.lock().unwrap().restart(),
+        run,
+    )
+    .await;
 }
 
 #[cached(name = "m_corrupt")]

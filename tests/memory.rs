@@ -275,19 +275,8 @@ async fn slow_task(n: u32) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_tasks_missing_one_key_compute_once() {
     setup();
-    let barrier = Arc::new(tokio::sync::Barrier::new(200));
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            tokio::spawn(async move {
-                barrier.wait().await;
-                slow_task(7).await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 21);
-    }
+    let results = support::at_once(200, || slow_task(7)).await;
+    assert!(results.iter().all(|&v| v == 21), "{results:?}");
     assert_eq!(ASYNC_FLIGHT_CALLS.load(Ordering::SeqCst), 1);
 }
 

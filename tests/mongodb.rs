@@ -5,7 +5,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use cachex::{cached, CacheConfig, Config, OnError};
@@ -265,19 +265,8 @@ async fn slow(id: u32) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_tasks_on_one_key_compute_once() {
     servers();
-    let barrier = Arc::new(tokio::sync::Barrier::new(200));
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            tokio::spawn(async move {
-                barrier.wait().await;
-                slow(21).await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 42);
-    }
+    let results = support::at_once(200, || slow(21)).await;
+    assert!(results.iter().all(|&v| v == 42), "{results:?}");
     assert_eq!(FLIGHT.load(Ordering::SeqCst), 1);
 }
 
@@ -295,11 +284,13 @@ async fn a_killed_server_never_fails_a_call_and_hits_resume_after_restart() {
             assert_eq!(through_fault(i).await, i + 1, "round {round}");
         }
     };
-    run(0).await;
-    servers().fault.lock().unwrap().kill();
-    let errors = handle.stats().errors;
-    run(1).await;
-    assert!(handle.stats().errors > errors, "the outage was seen and counted");
-    servers().fault.lock().unwrap().restart();
-    support::until_hits_resume(&handle, Duration::from_secs(60), run).await;
+    support::survives_restart(
+        &handle,
+        1,
+        Duration::from_secs(60),
+        || servers().fault.lock().unwrap().kill(),
+        || servers().fault.lock().unwrap().restart(),
+        run,
+    )
+    .await;
 }

@@ -170,14 +170,31 @@ impl Counter {
     }
 }
 
-/// Runs `round` (calls of the cache's functions) until the cache counts two more hits, which
-/// shows that a restarted server is used again; fails after `limit`. Recovery is the client's
-/// reconnect: this waits for it without asserting how fast it is.
-pub async fn until_hits_resume<F, Fut>(cache: &cachex::CacheHandle, limit: Duration, mut round: F)
-where
+/// The outage drill of a backend test: `round(n)` (calls of the cache's functions that assert
+/// their values) runs before the server is killed, for `outage_rounds` rounds while it is down
+/// (every call must still return its value, and the errors must be counted), and after the
+/// restart until the cache counts two more hits, which shows the restarted server is used
+/// again; that recovery is the client's reconnect, waited for up to `limit` without asserting
+/// how fast it is.
+pub async fn survives_restart<F, Fut>(
+    cache: &cachex::CacheHandle,
+    outage_rounds: u32,
+    limit: Duration,
+    kill: impl FnOnce(),
+    restart: impl FnOnce(),
+    mut round: F,
+) where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    round(0).await;
+    kill();
+    let errors = cache.stats().errors;
+    for n in 1..=outage_rounds {
+        round(n).await;
+    }
+    assert!(cache.stats().errors > errors, "the outage was seen and counted");
+    restart();
     let started = Instant::now();
     let hits = cache.stats().hits;
     let mut n = 10;
@@ -187,4 +204,28 @@ where
         n += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Starts `tasks` tokio tasks that call `call` at the same moment (behind a barrier) and
+/// returns their results.
+pub async fn at_once<T, Fut>(tasks: usize, call: fn() -> Fut) -> Vec<T>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(tasks));
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let barrier = std::sync::Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                call().await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks);
+    for handle in handles {
+        results.push(handle.await.expect("the task did not panic"));
+    }
+    results
 }
