@@ -1,5 +1,6 @@
 //! The memory-cache hit of `#[cached] fn fib(n: u64) -> u64`, next to the same lookup done by
-//! hand on `moka` (the store under it), to see what the binding layer costs.
+//! hand on `quick_cache` (the store under it) and on `moka` (the store it replaced), to see
+//! what the binding layer costs.
 
 use std::hint::black_box;
 
@@ -18,6 +19,12 @@ fn memory_hit(c: &mut Criterion) {
     cachex::init_with(cachex::Config::new().cache("bench_fib", cachex::CacheConfig::memory())).unwrap();
     fib(40);
     c.bench_function("cachex memory hit fn(u64) -> u64", |b| b.iter(|| fib(black_box(40))));
+
+    let quick: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(10_000);
+    quick.insert(40, fib(40));
+    c.bench_function("quick_cache sync get u64 -> u64", |b| {
+        b.iter(|| quick.get(&black_box(40)))
+    });
 
     let moka: moka::sync::Cache<u64, u64> = moka::sync::Cache::new(10_000);
     moka.insert(40, fib(40));
