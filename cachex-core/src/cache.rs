@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::envelope::{self, DecodeError};
 use crate::error::{BoxError, Error};
 use crate::flight::Flights;
-use crate::key::Key;
+use crate::key::{CallKey, Seed};
 use crate::memory::MemoryStore;
 use crate::stats::{Counters, Stats};
 use crate::storage::{AsyncStorage, Storage};
@@ -107,6 +107,8 @@ impl Backend {
 /// One named cache.
 pub struct Cache {
     pub(crate) settings: CacheSettings,
+    /// The seed of direct-access keys (through a [`CacheHandle`]).
+    direct: Seed,
     backend: Backend,
     counters: Counters,
     pub(crate) flights: Flights,
@@ -122,6 +124,7 @@ impl Cache {
     /// A cache with these settings over this backend.
     pub fn new(settings: CacheSettings, backend: Backend) -> Self {
         Cache {
+            direct: Seed::direct(&settings.name),
             settings,
             backend,
             counters: Counters::default(),
@@ -134,11 +137,16 @@ impl Cache {
         &self.settings
     }
 
-    fn storage_key(&self, key: &Key) -> String {
+    /// Whether the backend stores bytes under a key's digest (every backend but memory).
+    pub(crate) fn stores_bytes(&self) -> bool {
+        matches!(self.backend, Backend::Bytes { .. })
+    }
+
+    fn storage_key(&self, key: &CallKey<'_>) -> String {
         let mut out = String::with_capacity(self.settings.prefix.len() + 65);
         out.push_str(&self.settings.prefix);
         out.push(':');
-        key.push_hex(&mut out);
+        key.digest().push_hex(&mut out);
         out
     }
 
@@ -155,7 +163,7 @@ impl Cache {
 
     fn decoded<V: CacheValue>(
         &self,
-        key: &Key,
+        key: &CallKey<'_>,
         bytes: Option<Vec<u8>>,
         started: Option<Instant>,
         counted: bool,
@@ -196,8 +204,8 @@ impl Cache {
     }
 
     #[inline]
-    fn memory_lookup<V: CacheValue>(&self, store: &MemoryStore, key: &Key, counted: bool) -> Option<V> {
-        let value = store.get::<V>(key);
+    fn memory_lookup<V: CacheValue>(&self, store: &MemoryStore, key: &CallKey<'_>, counted: bool) -> Option<V> {
+        let value = store.get::<V>(key.local());
         if counted {
             if value.is_some() {
                 self.counters.hit();
@@ -213,7 +221,7 @@ impl Cache {
     /// The value under `key`, blocking on the backend; `counted` = it counts as a hit or miss
     /// (the second look of a single-flight leader does not).
     #[inline]
-    pub(crate) fn lookup<V: CacheValue>(&self, key: &Key, counted: bool) -> Result<Option<V>, Error> {
+    pub(crate) fn lookup<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Result<Option<V>, Error> {
         match &self.backend {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { blocking, .. } => {
@@ -227,7 +235,11 @@ impl Cache {
     }
 
     /// The value under `key`, awaiting the backend; `counted` as for [`Cache::lookup`].
-    pub(crate) async fn lookup_async<V: CacheValue>(&self, key: &Key, counted: bool) -> Result<Option<V>, Error> {
+    pub(crate) async fn lookup_async<V: CacheValue>(
+        &self,
+        key: &CallKey<'_>,
+        counted: bool,
+    ) -> Result<Option<V>, Error> {
         match &self.backend {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { nonblocking, .. } => {
@@ -251,15 +263,15 @@ impl Cache {
         })
     }
 
-    fn stored(&self, key: &Key) {
+    fn stored(&self, key: &CallKey<'_>) {
         self.counters.store();
         tracing::debug!(cache = %self.settings.name, key = %short(key), "cachex store");
     }
 
     /// Stores `value` under `key`, blocking on the backend.
-    pub(crate) fn store<V: CacheValue>(&self, key: &Key, value: &V) -> Result<(), Error> {
+    pub(crate) fn store<V: CacheValue>(&self, key: &CallKey<'_>, value: &V) -> Result<(), Error> {
         match &self.backend {
-            Backend::Memory(store) => store.insert(*key, value.clone()),
+            Backend::Memory(store) => store.insert(key.local(), value.clone()),
             Backend::Bytes { blocking, .. } => {
                 let bytes = self.encode(value)?;
                 blocking
@@ -272,9 +284,9 @@ impl Cache {
     }
 
     /// Stores `value` under `key`, awaiting the backend.
-    pub(crate) async fn store_async<V: CacheValue>(&self, key: &Key, value: &V) -> Result<(), Error> {
+    pub(crate) async fn store_async<V: CacheValue>(&self, key: &CallKey<'_>, value: &V) -> Result<(), Error> {
         match &self.backend {
-            Backend::Memory(store) => store.insert(*key, value.clone()),
+            Backend::Memory(store) => store.insert(key.local(), value.clone()),
             Backend::Bytes { nonblocking, .. } => {
                 let bytes = self.encode(value)?;
                 nonblocking
@@ -288,10 +300,10 @@ impl Cache {
     }
 
     /// Removes the entry under `key`, blocking on the backend.
-    pub(crate) fn remove(&self, key: &Key) -> Result<(), Error> {
+    pub(crate) fn remove(&self, key: &CallKey<'_>) -> Result<(), Error> {
         match &self.backend {
             Backend::Memory(store) => {
-                store.remove(key);
+                store.remove(key.local());
                 Ok(())
             }
             Backend::Bytes { blocking, .. } => blocking
@@ -301,10 +313,10 @@ impl Cache {
     }
 
     /// Removes the entry under `key`, awaiting the backend.
-    pub(crate) async fn remove_async(&self, key: &Key) -> Result<(), Error> {
+    pub(crate) async fn remove_async(&self, key: &CallKey<'_>) -> Result<(), Error> {
         match &self.backend {
             Backend::Memory(store) => {
-                store.remove(key);
+                store.remove(key.local());
                 Ok(())
             }
             Backend::Bytes { nonblocking, .. } => nonblocking
@@ -335,9 +347,9 @@ impl Cache {
     }
 }
 
-/// The first 8 hex digits of a key, what events show.
-fn short(key: &Key) -> String {
-    key.to_hex()[..8].to_owned()
+/// The first 8 hex digits of a key's digest, what events show.
+fn short(key: &CallKey<'_>) -> String {
+    key.digest().to_hex()[..8].to_owned()
 }
 
 /// A handle on one named cache: direct get/set, invalidation, statistics.
@@ -374,8 +386,8 @@ impl CacheHandle {
         self.0.counters.snapshot()
     }
 
-    fn key<K: Serialize + ?Sized>(&self, key: &K) -> Result<Key, Error> {
-        Key::direct(&self.0.settings.name, key).ok_or_else(|| Error::Encode {
+    fn key<K: Serialize + ?Sized>(&self, key: &K) -> Result<CallKey<'_>, Error> {
+        CallKey::direct(&self.0.direct, key).ok_or_else(|| Error::Encode {
             cache: self.0.settings.name.clone(),
             message: "the key does not serialize".into(),
         })

@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use event_listener::{Event, Listener};
 
-use crate::key::Key;
+use crate::key::LocalKey;
 
 type Shared = Arc<dyn Any + Send + Sync>;
 
 /// The in-flight computations of one cache.
 #[derive(Default)]
 pub(crate) struct Flights {
-    slots: Mutex<HashMap<Key, Arc<Slot>>>,
+    slots: Mutex<HashMap<LocalKey, Arc<Slot>>>,
 }
 
 #[derive(Default)]
@@ -32,14 +32,16 @@ pub(crate) enum Joined<'a> {
 }
 
 impl Flights {
-    /// Becomes the leader for `key`, or a waiter on the leader already running.
-    pub(crate) fn join(&self, key: Key) -> Joined<'_> {
+    /// Becomes the leader for the in-process key `key`, or a waiter on the leader already
+    /// running.
+    pub(crate) fn join(&self, key: &[u8]) -> Joined<'_> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = slots.get(&key) {
+        if let Some(slot) = slots.get(key) {
             return Joined::Waiter(Waiter(Arc::clone(slot)));
         }
+        let key = LocalKey::from_slice(key);
         let slot = Arc::new(Slot::default());
-        slots.insert(key, Arc::clone(&slot));
+        slots.insert(key.clone(), Arc::clone(&slot));
         Joined::Leader(Leader {
             flights: self,
             key,
@@ -52,7 +54,7 @@ impl Flights {
 /// The one computation of a key; dropping it releases the waiters.
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
-    key: Key,
+    key: LocalKey,
     slot: Arc<Slot>,
     shared: Option<Shared>,
 }
@@ -70,7 +72,7 @@ impl Drop for Leader<'_> {
             .slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.key);
+            .remove(&*self.key);
         *self.slot.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.shared.take());
         self.slot.done.notify(usize::MAX);
     }

@@ -1,13 +1,20 @@
-//! Cache keys: blake3 over the binding (format version, cache name, function path, `version`)
-//! and each kept argument, streamed into the hasher without an intermediate buffer.
+//! Cache keys. The key material of a call is its binding's seed followed by each kept
+//! argument, framed. Inside the process, short material is the key itself: the memory backend
+//! and single-flight compare it whole, with a 4-byte process-local id standing for the seed, so
+//! a hit hashes a few bytes with a fast hasher instead of running blake3. Material that leaves
+//! the process (every byte-storing backend), and material too long to keep on the stack,
+//! becomes a blake3 digest keyed by the seed: the same digest for the same call in every
+//! process, on every machine.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 /// Version of the key format; part of every key, so a change of format never reads old entries.
 pub const KEY_FORMAT_VERSION: u32 = 1;
 
-/// The 32-byte digest that identifies one entry of one cache.
+/// The 32-byte digest that identifies one entry of one cache outside the process.
 ///
 /// ```
 /// let key = cachex_core::Key::direct("fib", &42u64).unwrap();
@@ -17,10 +24,11 @@ pub const KEY_FORMAT_VERSION: u32 = 1;
 pub struct Key(pub [u8; 32]);
 
 impl Key {
-    /// The key of a direct `get`/`set` through a cache handle: `key` encoded with serde;
+    /// The digest of a direct `get`/`set` key through a cache handle: `key` encoded with serde;
     /// `None` when it does not serialize.
     pub fn direct<K: serde::Serialize + ?Sized>(cache: &str, key: &K) -> Option<Key> {
-        let mut builder = KeyBuilder::new(&binding_seed(cache, "<direct>", 0));
+        let seed = Seed::direct(cache);
+        let mut builder = KeyBuilder::new(&seed);
         builder.serde(key);
         builder.finish()
     }
@@ -61,35 +69,148 @@ pub fn binding_seed(cache: &str, function: &str, version: u32) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
+/// The identity of one binding in its keys: the blake3 seed that keys its digests, and a
+/// process-local number that stands for the seed in in-process keys (equal numbers exactly
+/// when the seeds are equal).
+///
+/// ```
+/// use cachex_core::key::Seed;
+/// assert_eq!(Seed::new("fib", "app::fib", 0), Seed::new("fib", "app::fib", 0));
+/// assert_ne!(Seed::new("fib", "app::fib", 0), Seed::new("fib", "app::fib", 1));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Seed {
+    digest: [u8; 32],
+    local: u32,
+}
+
+/// Set in the local id of an in-process key that holds a digest instead of literal material.
+const DIGESTED: u32 = 1 << 31;
+
+impl Seed {
+    /// The seed of the binding of `function` (its identity in keys) to cache `cache`.
+    pub fn new(cache: &str, function: &str, version: u32) -> Seed {
+        let digest = binding_seed(cache, function, version);
+        Seed {
+            digest,
+            local: local_id(&digest),
+        }
+    }
+
+    /// The seed of the keys of direct access through a cache handle.
+    pub fn direct(cache: &str) -> Seed {
+        Seed::new(cache, "<direct>", 0)
+    }
+
+    /// The seed of keys that never meet a binding's keys (a singleton's per-argument cells).
+    pub const UNBOUND: Seed = Seed {
+        digest: [0; 32],
+        local: 0,
+    };
+
+    /// The blake3 seed.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+}
+
+impl fmt::Debug for Seed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Seed({})", Key(self.digest).to_hex())
+    }
+}
+
+/// The process-local id of a seed: 1, 2, 3... in order of first use (0 is [`Seed::UNBOUND`]).
+fn local_id(digest: &[u8; 32]) -> u32 {
+    static IDS: Mutex<Option<HashMap<[u8; 32], u32>>> = Mutex::new(None);
+    let mut ids = IDS.lock().unwrap_or_else(PoisonError::into_inner);
+    let ids = ids.get_or_insert_with(HashMap::new);
+    let next = u32::try_from(ids.len() + 1).unwrap_or(DIGESTED - 1).min(DIGESTED - 1);
+    *ids.entry(*digest).or_insert(next)
+}
+
+const LOCAL_LEN: usize = 4;
+/// Argument material up to this many bytes is kept literally in the in-process key; beyond,
+/// the in-process key holds the digest.
+pub const LITERAL_MATERIAL: usize = 92;
+const CAPACITY: usize = LOCAL_LEN + LITERAL_MATERIAL;
+
 /// Accumulates the key material of one call.
 ///
 /// Each argument is framed (an encoding tag before it, its length after it for text encodings),
-/// so two different argument lists never produce the same byte stream.
-pub struct KeyBuilder {
-    hasher: blake3::Hasher,
+/// so two different argument lists never produce the same byte stream. Up to
+/// [`LITERAL_MATERIAL`] bytes stay in a buffer on the stack; longer material streams into a
+/// blake3 hasher. Forming a key never allocates.
+///
+/// ```
+/// use cachex_core::key::{KeyBuilder, Seed};
+/// let seed = Seed::new("fib", "my_crate::fib", 0);
+/// let mut builder = KeyBuilder::new(&seed);
+/// builder.serde(&40u64);
+/// let key = builder.finish_call().unwrap();
+/// assert_eq!(key.local().len(), 4 + 2); // the local id, then `s` and the varint 40
+/// ```
+pub struct KeyBuilder<'s> {
+    key: CallKey<'s>,
+    /// Takes the material once it outgrows the buffer (boxed: most keys never need it, and
+    /// the builder stays small enough to move for free).
+    hasher: Option<Box<blake3::Hasher>>,
     usable: bool,
 }
 
-impl KeyBuilder {
+impl<'s> KeyBuilder<'s> {
     /// Starts a key for the binding whose seed is given.
-    pub fn new(seed: &[u8; 32]) -> Self {
+    #[inline]
+    pub fn new(seed: &'s Seed) -> Self {
+        let mut material = [0u8; CAPACITY];
+        material[..LOCAL_LEN].copy_from_slice(&seed.local.to_le_bytes());
         KeyBuilder {
-            hasher: blake3::Hasher::new_keyed(seed),
+            key: CallKey {
+                seed,
+                material,
+                len: LOCAL_LEN as u8,
+                digest: None,
+            },
+            hasher: None,
             usable: true,
         }
     }
 
-    /// Adds a value through `serde::Serialize` (bincode's encoding, streamed into the hasher).
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(bytes);
+            return;
+        }
+        let start = usize::from(self.key.len);
+        let end = start + bytes.len();
+        if end <= CAPACITY {
+            self.key.material[start..end].copy_from_slice(bytes);
+            self.key.len = end as u8;
+        } else {
+            self.spill().update(bytes);
+        }
+    }
+
+    /// Moves the material written so far into a blake3 hasher, which takes everything after.
+    #[cold]
+    fn spill(&mut self) -> &mut blake3::Hasher {
+        let mut hasher = Box::new(blake3::Hasher::new_keyed(&self.key.seed.digest));
+        hasher.update(self.key.arguments());
+        self.hasher.insert(hasher)
+    }
+
+    /// Adds a value through `serde::Serialize` (bincode's encoding, written straight into the
+    /// key material).
+    #[inline]
     pub fn serde<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
-        self.hasher.update(b"s");
-        let writer = HashWriter(&mut self.hasher);
-        if bincode::serde::encode_into_writer(value, writer, bincode::config::standard()).is_err() {
+        self.write(b"s");
+        if bincode::serde::encode_into_writer(value, MaterialWriter(self), bincode::config::standard()).is_err() {
             // A Serialize impl that fails (e.g. a map with non-string keys in some formats):
             // no key can be formed, so the call runs uncached rather than risk a collision.
             self.usable = false;
         }
     }
-
     /// Adds a value through its `Display` text.
     pub fn display<T: fmt::Display + ?Sized>(&mut self, value: &T) {
         self.text(b'd', format_args!("{value}"));
@@ -102,14 +223,14 @@ impl KeyBuilder {
 
     /// Adds raw bytes (what custom encoders may call), framed by their length.
     pub fn bytes(&mut self, bytes: &[u8]) {
-        self.hasher.update(b"b");
-        self.hasher.update(&(bytes.len() as u64).to_le_bytes());
-        self.hasher.update(bytes);
+        self.write(b"b");
+        self.write(&(bytes.len() as u64).to_le_bytes());
+        self.write(bytes);
     }
 
     /// Marks an argument that is left out of the key (`skip`), so the position still counts.
     pub fn skip(&mut self) {
-        self.hasher.update(b"k");
+        self.write(b"k");
     }
 
     /// Marks the key unusable: the call runs uncached (an encoding the type does not support).
@@ -118,46 +239,130 @@ impl KeyBuilder {
     }
 
     fn text(&mut self, tag: u8, args: fmt::Arguments<'_>) {
-        self.hasher.update(&[tag]);
-        let mut writer = TextWriter {
-            hasher: &mut self.hasher,
-            len: 0,
-        };
+        self.write(&[tag]);
+        let mut writer = TextWriter { builder: self, len: 0 };
         if fmt::write(&mut writer, args).is_err() {
             self.usable = false;
             return;
         }
         let len = writer.len;
-        self.hasher.update(&len.to_le_bytes());
+        self.write(&len.to_le_bytes());
     }
 
-    /// The key, or `None` when an argument could not be encoded.
-    pub fn finish(&self) -> Option<Key> {
-        self.usable.then(|| Key(*self.hasher.finalize().as_bytes()))
+    /// The digest of the key, or `None` when an argument could not be encoded.
+    pub fn finish(self) -> Option<Key> {
+        self.finish_call().map(|key| key.digest())
+    }
+
+    /// The key of the call, or `None` when an argument could not be encoded.
+    pub fn finish_call(mut self) -> Option<CallKey<'s>> {
+        self.finish_in_place(false)?;
+        Some(self.key)
+    }
+
+    /// Finishes the key where it was formed (no copy), with its digest computed now when
+    /// `with_digest`; `None` when an argument could not be encoded.
+    #[inline]
+    pub fn finish_in_place(&mut self, with_digest: bool) -> Option<&CallKey<'s>> {
+        if !self.usable {
+            return None;
+        }
+        if let Some(hasher) = self.hasher.take() {
+            let digest = Key(*hasher.finalize().as_bytes());
+            let key = &mut self.key;
+            key.material[..LOCAL_LEN].copy_from_slice(&(key.seed.local | DIGESTED).to_le_bytes());
+            key.material[LOCAL_LEN..LOCAL_LEN + 32].copy_from_slice(&digest.0);
+            key.len = (LOCAL_LEN + 32) as u8;
+            key.digest = Some(digest);
+        } else if with_digest && self.key.digest.is_none() {
+            self.key.digest = Some(self.key.digest());
+        }
+        Some(&self.key)
     }
 }
 
-struct HashWriter<'a>(&'a mut blake3::Hasher);
+struct MaterialWriter<'a, 's>(&'a mut KeyBuilder<'s>);
 
-impl bincode::enc::write::Writer for HashWriter<'_> {
+impl bincode::enc::write::Writer for MaterialWriter<'_, '_> {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.update(bytes);
+        self.0.write(bytes);
         Ok(())
     }
 }
 
-struct TextWriter<'a> {
-    hasher: &'a mut blake3::Hasher,
+struct TextWriter<'a, 's> {
+    builder: &'a mut KeyBuilder<'s>,
     len: u64,
 }
 
-impl fmt::Write for TextWriter<'_> {
+impl fmt::Write for TextWriter<'_, '_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.hasher.update(s.as_bytes());
+        self.builder.write(s.as_bytes());
         self.len += s.len() as u64;
         Ok(())
     }
 }
+
+/// The finished key of one call: its in-process bytes (what the memory backend and
+/// single-flight compare) and the digest that names it outside the process.
+///
+/// ```
+/// use cachex_core::key::{CallKey, Key, Seed};
+/// let seed = Seed::direct("sessions");
+/// let a = CallKey::direct(&seed, "user:42").unwrap();
+/// let b = CallKey::direct(&seed, "user:42").unwrap();
+/// assert_eq!(a.local(), b.local());
+/// assert_eq!(a.digest(), Key::direct("sessions", "user:42").unwrap());
+/// ```
+#[derive(Clone)]
+pub struct CallKey<'s> {
+    seed: &'s Seed,
+    material: [u8; CAPACITY],
+    len: u8,
+    digest: Option<Key>,
+}
+
+impl<'s> CallKey<'s> {
+    /// The key of a direct `get`/`set` under `seed` (see [`Seed::direct`]): `key` encoded with
+    /// serde; `None` when it does not serialize.
+    pub fn direct<K: serde::Serialize + ?Sized>(seed: &'s Seed, key: &K) -> Option<CallKey<'s>> {
+        let mut builder = KeyBuilder::new(seed);
+        builder.serde(key);
+        builder.finish_call()
+    }
+
+    /// The in-process key: the seed's local id, then the literal argument material, or (with
+    /// the id's top bit set) the digest. Equal for two calls exactly when their seeds and
+    /// argument material are equal.
+    #[inline]
+    pub fn local(&self) -> &[u8] {
+        &self.material[..usize::from(self.len)]
+    }
+
+    /// The literal argument material (before a digest replaces it).
+    fn arguments(&self) -> &[u8] {
+        &self.material[LOCAL_LEN..usize::from(self.len)]
+    }
+
+    /// The blake3 digest of the argument material keyed by the seed.
+    pub fn digest(&self) -> Key {
+        match self.digest {
+            Some(digest) => digest,
+            None => Key(*blake3::keyed_hash(&self.seed.digest, self.arguments()).as_bytes()),
+        }
+    }
+}
+
+impl fmt::Debug for CallKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CallKey").field(&self.digest()).finish()
+    }
+}
+
+/// An in-process key kept by a store: inline up to 24 bytes (every small argument shape),
+/// on the heap beyond.
+pub(crate) type LocalKey = smallvec::SmallVec<[u8; 24]>;
 
 /// How one argument becomes key material, as resolved from the configuration at init.
 #[derive(Clone, Copy)]
@@ -175,7 +380,7 @@ pub enum ArgEncoding {
 }
 
 /// The type-erased entry point of a `#[cachex::encoder]` function.
-pub type CustomEncodeFn = fn(&dyn Any, &mut KeyBuilder) -> bool;
+pub type CustomEncodeFn = fn(&dyn Any, &mut KeyBuilder<'_>) -> bool;
 
 impl fmt::Debug for ArgEncoding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -219,7 +424,7 @@ pub mod probe {
     }
 
     /// An encoder function for `T`.
-    pub type EncodeFn<T> = fn(&T, &mut KeyBuilder);
+    pub type EncodeFn<T> = fn(&T, &mut KeyBuilder<'_>);
 
     macro_rules! capability {
         ($yes:ident, $no:ident, $method:ident, [$($bound:tt)*], $body:expr) => {
@@ -368,21 +573,27 @@ macro_rules! __arg_caps {
 mod tests {
     use super::*;
 
+    fn seed(function: &str) -> Seed {
+        Seed::new("c", function, 0)
+    }
+
     #[test]
     fn framing_separates_arguments() {
-        let seed = binding_seed("c", "f", 0);
-        let mut a = KeyBuilder::new(&seed);
-        a.display("ab");
-        a.display("c");
-        let mut b = KeyBuilder::new(&seed);
-        b.display("a");
-        b.display("bc");
-        assert_ne!(a.finish(), b.finish());
+        let seed = seed("f");
+        let key = |parts: [&str; 2]| {
+            let mut builder = KeyBuilder::new(&seed);
+            builder.display(parts[0]);
+            builder.display(parts[1]);
+            builder.finish_call().unwrap()
+        };
+        let (a, b) = (key(["ab", "c"]), key(["a", "bc"]));
+        assert_ne!(a.digest(), b.digest());
+        assert_ne!(a.local(), b.local());
     }
 
     #[test]
     fn encodings_give_different_keys() {
-        let seed = binding_seed("c", "f", 0);
+        let seed = seed("f");
         let mut a = KeyBuilder::new(&seed);
         a.display(&7u32);
         let mut b = KeyBuilder::new(&seed);
@@ -397,5 +608,77 @@ mod tests {
         assert_ne!(base, binding_seed("c", "g", 0));
         assert_ne!(base, binding_seed("c", "f", 1));
         assert_ne!(binding_seed("ab", "c", 0), binding_seed("a", "bc", 0));
+    }
+
+    #[test]
+    fn local_ids_are_equal_exactly_when_seeds_are() {
+        assert_eq!(seed("f").local, seed("f").local);
+        assert_ne!(seed("f").local, seed("g").local);
+        assert_ne!(seed("f").local, Seed::UNBOUND.local);
+        assert_eq!(seed("f").local & DIGESTED, 0);
+    }
+
+    /// Whether the material stays literal or spills into the hasher, the digest is blake3
+    /// keyed by the seed over the whole argument stream: the format every store relies on.
+    #[test]
+    fn literal_and_spilled_material_digest_like_one_stream() {
+        let seed = seed("f");
+        for len in [
+            0usize,
+            1,
+            LITERAL_MATERIAL - 9,
+            LITERAL_MATERIAL - 8,
+            LITERAL_MATERIAL,
+            1024,
+        ] {
+            let bytes = vec![0xa5u8; len];
+            let build = || {
+                let mut builder = KeyBuilder::new(&seed);
+                builder.bytes(&bytes);
+                builder
+            };
+            let key = build().finish_call().unwrap();
+            let mut stream = b"b".to_vec();
+            stream.extend_from_slice(&(len as u64).to_le_bytes());
+            stream.extend_from_slice(&bytes);
+            let expected = Key(*blake3::keyed_hash(seed.digest(), &stream).as_bytes());
+            assert_eq!(key.digest(), expected, "{len} bytes");
+            assert_eq!(build().finish_in_place(true).unwrap().digest, Some(expected));
+            let local = key.local();
+            let id = u32::from_le_bytes(local[..LOCAL_LEN].try_into().unwrap());
+            if stream.len() <= LITERAL_MATERIAL {
+                assert_eq!(id, seed.local, "{len} bytes");
+                assert_eq!(&local[LOCAL_LEN..], &stream[..]);
+            } else {
+                assert_eq!(id, seed.local | DIGESTED, "{len} bytes");
+                assert_eq!(&local[LOCAL_LEN..], &expected.0[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn local_keys_differ_with_seed_and_arguments() {
+        let key = |seed: &Seed, n: u64| {
+            let mut builder = KeyBuilder::new(seed);
+            builder.serde(&n);
+            builder.finish_call().unwrap().local().to_vec()
+        };
+        let (f, g) = (seed("f"), seed("g"));
+        assert_eq!(key(&f, 7), key(&f, 7));
+        assert_ne!(key(&f, 7), key(&f, 8));
+        assert_ne!(key(&f, 7), key(&g, 7));
+    }
+
+    #[test]
+    fn unusable_builder_gives_no_key() {
+        let seed = seed("f");
+        let unusable = || {
+            let mut builder = KeyBuilder::new(&seed);
+            builder.serde(&1u8);
+            builder.invalidate();
+            builder
+        };
+        assert!(unusable().finish_call().is_none());
+        assert!(unusable().finish().is_none());
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::cache::{Cache, OnError};
 use crate::error::Problem;
-use crate::key::{binding_seed, ArgCaps, ArgEncoding, CustomEncodeFn};
+use crate::key::{ArgCaps, ArgEncoding, CustomEncodeFn, Seed};
 use crate::runtime::{self, Runtime};
 
 /// One argument of a cached function, as the macro saw it.
@@ -51,7 +51,7 @@ pub struct Binding {
 /// A binding resolved against the running configuration.
 pub struct Resolved {
     pub(crate) cache: Arc<Cache>,
-    pub(crate) seed: [u8; 32],
+    pub(crate) seed: Seed,
     pub(crate) encodings: Box<[ArgEncoding]>,
 }
 
@@ -272,7 +272,7 @@ pub(crate) fn resolve(info: &BindingInfo, runtime: &Runtime) -> Result<Resolved,
         return Err(problems);
     }
     Ok(Resolved {
-        seed: binding_seed(info.cache, info.function, info.version),
+        seed: Seed::new(info.cache, info.function, info.version),
         cache,
         encodings: encodings.into_boxed_slice(),
     })

@@ -219,7 +219,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         }
     });
     let prepare = quote! {
-        ::cachex::__private::prepare(&__CACHEX_BINDING, |__cachex_key, __cachex_encodings| {
+        ::cachex::__private::prepare(&mut __cachex_slot, &__CACHEX_BINDING, |__cachex_key, __cachex_encodings| {
             #(#encode_args)*
         })
     };
@@ -244,6 +244,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let new_body: syn::Block = syn::parse2(quote! {{
         #binding
         ::cachex::__private::inventory::submit! { ::cachex::__private::Registration(&__CACHEX_BINDING) }
+        let mut __cachex_slot: ::cachex::__private::KeySlot = ::std::option::Option::None;
         let __cachex_prepared = #prepare;
         let __cachex_fail = #fail;
         #run
@@ -266,6 +267,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     };
     companion.block = syn::parse2(quote! {{
         #binding
+        let mut __cachex_slot: ::cachex::__private::KeySlot = ::std::option::Option::None;
         let __cachex_prepared = #prepare;
         #invalidate
     }})?;

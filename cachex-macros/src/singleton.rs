@@ -85,7 +85,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote!(::std::option::Option::Some(::cachex::__private::NO_ARGUMENTS))
     } else {
         quote! {{
-            let mut __cachex_key = ::cachex::KeyBuilder::new(&[0u8; 32]);
+            let mut __cachex_key = ::cachex::KeyBuilder::new(&::cachex::__private::Seed::UNBOUND);
             #( __cachex_key.serde(&#args); )*
             __cachex_key.finish()
         }}
