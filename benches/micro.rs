@@ -1,11 +1,60 @@
-//! The per-call work around a backend round trip: envelope encode/decode of a 1 KiB byte
-//! vector and the storage key of an entry.
+//! The per-call work around a lookup:
+//! - key derivation alone for typical argument shapes (u64; a 16-byte String; a struct of four
+//!   fields; a 1 KiB `Vec<u8>`), each encoded the way `#[cached]` encodes an argument of its
+//!   type: the in-process key a memory hit builds, and the blake3 digest that byte-storing
+//!   backends (file, Redis, MongoDB, Memcached) name the entry by;
+//! - envelope encode/decode of a 1 KiB byte vector and the hex of a digest.
 
 use std::hint::black_box;
 
+use cachex_core::key::{KeyBuilder, Seed};
+use cachex_core::ArgEncoding;
 use criterion::{criterion_group, criterion_main, Criterion};
 
+#[derive(serde::Serialize)]
+struct Query {
+    user: u64,
+    region: String,
+    page: u32,
+    exact: bool,
+}
+
+/// Benches the key of one argument of type `$ty`, encoded as generated code encodes it.
+macro_rules! derive {
+    ($c:expr, $shape:expr, $ty:ty, $value:expr) => {{
+        let seed = Seed::new("bench", "micro::derive", 0);
+        let value: &$ty = $value;
+        let mut group = $c.benchmark_group(format!("key derivation, {}", $shape));
+        group.bench_function("in-process key (memory backend)", |b| {
+            b.iter(|| {
+                let mut builder = KeyBuilder::new(&seed);
+                cachex_core::__encode_arg!(&mut builder, ArgEncoding::Serde, black_box(value), $ty);
+                black_box(builder.finish_in_place(false).map(|key| key.local().len()))
+            })
+        });
+        group.bench_function("digest (byte-storing backends)", |b| {
+            b.iter(|| {
+                let mut builder = KeyBuilder::new(&seed);
+                cachex_core::__encode_arg!(&mut builder, ArgEncoding::Serde, black_box(value), $ty);
+                black_box(builder.finish_in_place(true).map(|key| key.digest()))
+            })
+        });
+        group.finish();
+    }};
+}
+
 fn micro(c: &mut Criterion) {
+    derive!(c, "u64", u64, &40_000);
+    derive!(c, "String of 16 bytes", String, &"dataset-00000042".to_string());
+    let query = Query {
+        user: 42,
+        region: "eu-west-3".into(),
+        page: 7,
+        exact: true,
+    };
+    derive!(c, "struct of 4 fields", Query, &query);
+    derive!(c, "1 KiB Vec<u8>", Vec<u8>, &vec![7u8; 1024]);
+
     let value = vec![7u8; 1024];
     let bytes = cachex::envelope::encode(&value, None).unwrap();
     c.bench_function("envelope decode 1 KiB Vec<u8>", |b| {

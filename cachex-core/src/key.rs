@@ -139,8 +139,8 @@ const CAPACITY: usize = LOCAL_LEN + LITERAL_MATERIAL;
 ///
 /// Each argument is framed (an encoding tag before it, its length after it for text encodings),
 /// so two different argument lists never produce the same byte stream. Up to
-/// [`LITERAL_MATERIAL`] bytes stay in a buffer on the stack; longer material streams into a
-/// blake3 hasher. Forming a key never allocates.
+/// [`LITERAL_MATERIAL`] bytes stay in a buffer on the stack, so forming a short key never
+/// allocates; longer material streams into a blake3 hasher (one allocation).
 ///
 /// ```
 /// use cachex_core::key::{KeyBuilder, Seed};
@@ -154,8 +154,47 @@ pub struct KeyBuilder<'s> {
     key: CallKey<'s>,
     /// Takes the material once it outgrows the buffer (boxed: most keys never need it, and
     /// the builder stays small enough to move for free).
-    hasher: Option<Box<blake3::Hasher>>,
+    spill: Option<Box<Spill>>,
     usable: bool,
+}
+
+/// Material too long for the in-process key, on its way into blake3. Bytes are gathered
+/// before they are hashed: serde hands a byte vector over one element at a time, and a blake3
+/// update costs about 10 ns whatever its length (hashing a 1 KiB `Vec<u8>` argument byte by
+/// byte took 9.6 µs).
+struct Spill {
+    hasher: blake3::Hasher,
+    pending: [u8; SPILL_CHUNK],
+    len: usize,
+}
+
+const SPILL_CHUNK: usize = 1024;
+
+impl Spill {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        // serde's byte vectors arrive one byte at a time: no copy call for those.
+        if let ([byte], Some(slot)) = (bytes, self.pending.get_mut(self.len)) {
+            *slot = *byte;
+            self.len += 1;
+            return;
+        }
+        if self.len + bytes.len() > SPILL_CHUNK {
+            self.hasher.update(&self.pending[..self.len]);
+            self.len = 0;
+        }
+        if bytes.len() >= SPILL_CHUNK {
+            self.hasher.update(bytes);
+        } else {
+            self.pending[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+
+    fn finish(mut self) -> Key {
+        self.hasher.update(&self.pending[..self.len]);
+        Key(*self.hasher.finalize().as_bytes())
+    }
 }
 
 impl<'s> KeyBuilder<'s> {
@@ -171,33 +210,42 @@ impl<'s> KeyBuilder<'s> {
                 len: LOCAL_LEN as u8,
                 digest: None,
             },
-            hasher: None,
+            spill: None,
             usable: true,
         }
     }
 
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(bytes);
+        if let Some(spill) = &mut self.spill {
+            spill.write(bytes);
             return;
         }
         let start = usize::from(self.key.len);
+        if let ([byte], Some(slot)) = (bytes, self.key.material.get_mut(start)) {
+            *slot = *byte;
+            self.key.len += 1;
+            return;
+        }
         let end = start + bytes.len();
         if end <= CAPACITY {
             self.key.material[start..end].copy_from_slice(bytes);
             self.key.len = end as u8;
         } else {
-            self.spill().update(bytes);
+            self.spill().write(bytes);
         }
     }
 
     /// Moves the material written so far into a blake3 hasher, which takes everything after.
     #[cold]
-    fn spill(&mut self) -> &mut blake3::Hasher {
-        let mut hasher = Box::new(blake3::Hasher::new_keyed(&self.key.seed.digest));
+    fn spill(&mut self) -> &mut Spill {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key.seed.digest);
         hasher.update(self.key.arguments());
-        self.hasher.insert(hasher)
+        self.spill.insert(Box::new(Spill {
+            hasher,
+            pending: [0; SPILL_CHUNK],
+            len: 0,
+        }))
     }
 
     /// Adds a value through `serde::Serialize` (bincode's encoding, written straight into the
@@ -211,6 +259,19 @@ impl<'s> KeyBuilder<'s> {
             self.usable = false;
         }
     }
+    /// Adds a byte sequence (`Vec<u8>`, `[u8]`, `Box<[u8]>`) exactly as [`KeyBuilder::serde`]
+    /// would, with its bytes in one write instead of one per element (serde hands a byte
+    /// vector over element by element: 1.6 ns a byte).
+    pub fn byte_sequence(&mut self, bytes: &[u8]) {
+        self.write(b"s");
+        // bincode's encoding of a sequence: its length as a varint u64, then the elements.
+        let len = bytes.len() as u64;
+        if bincode::encode_into_writer(len, MaterialWriter(self), bincode::config::standard()).is_err() {
+            self.usable = false;
+        }
+        self.write(bytes);
+    }
+
     /// Adds a value through its `Display` text.
     pub fn display<T: fmt::Display + ?Sized>(&mut self, value: &T) {
         self.text(b'd', format_args!("{value}"));
@@ -267,8 +328,8 @@ impl<'s> KeyBuilder<'s> {
         if !self.usable {
             return None;
         }
-        if let Some(hasher) = self.hasher.take() {
-            let digest = Key(*hasher.finalize().as_bytes());
+        if let Some(spill) = self.spill.take() {
+            let digest = spill.finish();
             let key = &mut self.key;
             key.material[..LOCAL_LEN].copy_from_slice(&(key.seed.local | DIGESTED).to_le_bytes());
             key.material[LOCAL_LEN..LOCAL_LEN + 32].copy_from_slice(&digest.0);
@@ -364,6 +425,31 @@ impl fmt::Debug for CallKey<'_> {
 /// on the heap beyond.
 pub(crate) type LocalKey = smallvec::SmallVec<[u8; 24]>;
 
+/// A sequence of bytes that serde encodes element by element; [`KeyBuilder::byte_sequence`]
+/// writes the same key material at once. `#[cached]` arguments of these types take that path.
+pub trait ByteSequence {
+    /// The bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+impl ByteSequence for [u8] {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl ByteSequence for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl ByteSequence for Box<[u8]> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
 /// How one argument becomes key material, as resolved from the configuration at init.
 #[derive(Clone, Copy)]
 pub enum ArgEncoding {
@@ -454,6 +540,8 @@ pub mod probe {
     }
 
     capability!(SerdeYes, SerdeNo, serde, [serde::Serialize], |v, k| k.serde(v));
+    capability!(BytesYes, BytesNo, byte_sequence, [super::ByteSequence], |v, k| k
+        .byte_sequence(v.bytes()));
     capability!(DisplayYes, DisplayNo, display, [std::fmt::Display], |v, k| k.display(v));
     capability!(DebugYes, DebugNo, debug, [std::fmt::Debug], |v, k| k.debug(v));
 
@@ -522,12 +610,14 @@ pub mod probe {
 macro_rules! __encode_arg {
     ($builder:expr, $encoding:expr, $value:expr, $ty:ty) => {{
         #[allow(unused_imports)]
-        use $crate::key::probe::{AnyNo, AnyYes, DebugNo, DebugYes, DisplayNo, DisplayYes, SerdeNo, SerdeYes};
+        use $crate::key::probe::{
+            AnyNo, AnyYes, BytesNo, BytesYes, DebugNo, DebugYes, DisplayNo, DisplayYes, SerdeNo, SerdeYes,
+        };
         let probe = $crate::key::probe::Probe::<$ty>::NEW;
         let builder: &mut $crate::KeyBuilder = $builder;
         let value: &$ty = $value;
         let encode = match $encoding {
-            $crate::ArgEncoding::Serde => (&probe).serde(),
+            $crate::ArgEncoding::Serde => (&probe).byte_sequence().or_else(|| (&probe).serde()),
             $crate::ArgEncoding::Display => (&probe).display(),
             $crate::ArgEncoding::Debug => (&probe).debug(),
             $crate::ArgEncoding::Skip => Some((|_, b| b.skip()) as $crate::key::probe::EncodeFn<$ty>),
@@ -653,6 +743,38 @@ mod tests {
                 assert_eq!(id, seed.local | DIGESTED, "{len} bytes");
                 assert_eq!(&local[LOCAL_LEN..], &expected.0[..]);
             }
+        }
+    }
+
+    /// serde hands a byte vector over one element at a time; gathered or not, the digest is
+    /// blake3 over the bincode encoding of the whole value.
+    #[test]
+    fn serde_byte_vectors_digest_like_their_encoding() {
+        let seed = seed("f");
+        let value: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let mut builder = KeyBuilder::new(&seed);
+        builder.serde(&value);
+        let mut stream = b"s".to_vec();
+        stream.extend(bincode::serde::encode_to_vec(&value, bincode::config::standard()).unwrap());
+        let expected = Key(*blake3::keyed_hash(seed.digest(), &stream).as_bytes());
+        assert_eq!(builder.finish(), Some(expected));
+    }
+
+    #[test]
+    fn byte_sequences_give_the_material_serde_gives() {
+        let seed = seed("f");
+        for len in [0usize, 1, 40, 250, 251, 3000, 70_000] {
+            let value: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let by_serde = || {
+                let mut builder = KeyBuilder::new(&seed);
+                builder.serde(&value);
+                builder.finish_call().unwrap()
+            };
+            let mut builder = KeyBuilder::new(&seed);
+            builder.byte_sequence(&value);
+            let at_once = builder.finish_call().unwrap();
+            assert_eq!(at_once.local(), by_serde().local(), "{len} bytes");
+            assert_eq!(at_once.digest(), by_serde().digest(), "{len} bytes");
         }
     }
 
