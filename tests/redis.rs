@@ -122,6 +122,22 @@ async fn async_round_trip() {
     assert_eq!(handle.get_async::<_, u64>(&"direct").await.unwrap(), None);
 }
 
+/// The check that the async side runs on tokio answers inside tasks from a thread-local; this
+/// is the other way, a plain thread: an error at once, never a panic from a tokio timer.
+#[test]
+fn the_async_side_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    servers();
+    let handle = cachex::cache("r").unwrap();
+    let mut lookup = std::pin::pin!(handle.get_async::<_, u64>(&"outside a runtime"));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::future::Future::poll(lookup.as_mut(), &mut context) {
+        std::task::Poll::Ready(Err(error)) => {
+            assert!(error.to_string().contains("needs a tokio runtime"), "{error}")
+        }
+        other => panic!("expected an error at once, got {other:?}"),
+    }
+}
+
 #[cached(name = "r_short")]
 fn short(id: u32) -> u32 {
     COMPUTED.bump(format!("short:{id}"));

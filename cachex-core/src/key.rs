@@ -42,13 +42,33 @@ impl Key {
 
     /// Appends the lowercase hex of the key to `out`.
     pub fn push_hex(&self, out: &mut String) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for byte in self.0 {
-            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+        if let Ok(hex) = std::str::from_utf8(&self.hex_digits()) {
+            out.push_str(hex);
         }
     }
+
+    /// The 64 lowercase hex digits, as ASCII bytes.
+    pub fn hex_digits(&self) -> [u8; 64] {
+        let mut hex = [0u8; 64];
+        for (pair, &byte) in hex.chunks_exact_mut(2).zip(&self.0) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+        }
+        hex
+    }
 }
+
+/// The two lowercase hex digits of every byte value (one lookup per byte: the storage key of
+/// every remote operation is formatted with it).
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -203,7 +203,7 @@ impl MongoStore {
         &self,
         op: impl std::future::IntoFuture<Output = Result<T, E>>,
     ) -> Result<T, BoxError> {
-        if tokio::runtime::Handle::try_current().is_err() {
+        if !crate::storage::in_tokio_runtime() {
             return Err("the async side of the mongodb backend needs a tokio runtime".into());
         }
         match tokio::time::timeout(self.options.timeout, op.into_future()).await {

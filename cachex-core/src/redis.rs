@@ -204,10 +204,20 @@ impl Connections {
         })
     }
 
+    /// The shared connection, connecting on first use.
     async fn shared(&self) -> Result<Shared, BoxError> {
-        if tokio::runtime::Handle::try_current().is_err() {
+        if !crate::storage::in_tokio_runtime() {
             return Err("the async side of the redis backend needs a tokio runtime".into());
         }
+        match self.shared.get() {
+            Some(shared) => Ok(shared.clone()),
+            // Boxed: connecting is a large future, and every operation's future would carry
+            // (and every boxing of it copy) that much room for a path taken once.
+            None => Box::pin(self.connect()).await,
+        }
+    }
+
+    async fn connect(&self) -> Result<Shared, BoxError> {
         let shared = self
             .shared
             .get_or_try_init(|| async {
@@ -229,7 +239,9 @@ impl Connections {
 
     async fn query_async<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BoxError> {
         Ok(match self.shared().await? {
-            Shared::Single(mut conn) => cmd.query_async(&mut conn).await?,
+            // The manager's own method: through `ConnectionLike` every command is one more boxed
+            // future.
+            Shared::Single(mut conn) => redis::from_redis_value(conn.send_packed_command(cmd).await?.extract_error()?)?,
             Shared::Cluster(mut conn) => cmd.query_async(&mut conn).await?,
         })
     }
@@ -343,9 +355,17 @@ impl RedisStore {
         })
     }
 
+    /// `name key`, sized up front (growing the command's buffer for a 90-byte key cost a
+    /// reallocation per operation).
+    fn key_cmd(name: &str, key: &str) -> Cmd {
+        let mut cmd = Cmd::with_capacity(2, name.len() + key.len());
+        cmd.arg(name).arg(key);
+        cmd
+    }
+
     fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> Cmd {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
+        let mut cmd = Cmd::with_capacity(5, key.len() + value.len() + 32);
+        cmd.arg("SET").arg(key).arg(value);
         if let Some(ttl) = ttl.filter(|t| !t.is_zero()) {
             cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
         }
@@ -428,13 +448,13 @@ impl RedisStore {
 
 impl Storage for RedisStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
-        self.conns.query(redis::cmd("GET").arg(key))
+        self.conns.query(&Self::key_cmd("GET", key))
     }
     fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError> {
         self.conns.query(&Self::set_cmd(key, value, ttl))
     }
     fn delete(&self, key: &str) -> Result<(), BoxError> {
-        self.conns.query(redis::cmd("UNLINK").arg(key))
+        self.conns.query(&Self::key_cmd("UNLINK", key))
     }
     fn clear(&self) -> Result<(), BoxError> {
         self.clear_blocking()
@@ -443,13 +463,13 @@ impl Storage for RedisStore {
 
 impl AsyncStorage for RedisStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
-        Box::pin(async move { self.conns.query_async(redis::cmd("GET").arg(key)).await })
+        Box::pin(async move { self.conns.query_async(&Self::key_cmd("GET", key)).await })
     }
     fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Option<Duration>) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move { self.conns.query_async(&Self::set_cmd(key, value, ttl)).await })
     }
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async move { self.conns.query_async(redis::cmd("UNLINK").arg(key)).await })
+        Box::pin(async move { self.conns.query_async(&Self::key_cmd("UNLINK", key)).await })
     }
     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(self.clear_async())

@@ -7,6 +7,16 @@ use std::time::Duration;
 
 use crate::error::BoxError;
 
+/// Whether the caller runs inside a tokio runtime, which the async sides of the network
+/// backends need (their timeouts are tokio timers; without a runtime they would panic).
+/// Inside a task the answer is a thread-local read; `Handle::try_current` answers the rest
+/// (a `block_on`), but it clones the runtime's handle, an atomic count that every worker thread
+/// writes, so on every Redis hit it cost more than the rest of cachex's work together.
+#[cfg(any(feature = "redis", feature = "mongodb", feature = "async-memcached"))]
+pub(crate) fn in_tokio_runtime() -> bool {
+    tokio::task::try_id().is_some() || tokio::runtime::Handle::try_current().is_ok()
+}
+
 /// A boxed, `Send` future, the return type of [`AsyncStorage`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

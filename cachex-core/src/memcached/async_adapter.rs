@@ -61,7 +61,7 @@ impl AsyncMemcachedAdapter {
     }
 
     async fn checkout(&self) -> Result<Object<Connector>, BoxError> {
-        if tokio::runtime::Handle::try_current().is_err() {
+        if !crate::storage::in_tokio_runtime() {
             return Err("the async memcached adapter needs a tokio runtime".into());
         }
         Ok(self.pool.get().await.map_err(|e| e.to_string())?)
