@@ -1,7 +1,8 @@
 //! The memory-cache hit, cachex next to its peers in one run on one machine:
 //! - `fn(u64) -> u64` and `fn(String, u32) -> Vec<u8>` (1 KiB), on 1 and 2 threads: cachex's
-//!   `#[cached]`, the `cached` crate's `#[cached]`, and `moka` and `quick_cache` used by hand
-//!   with the same key;
+//!   `#[cached]`; the `cached` crate's `#[cached]`, both its default (an unbounded map, never
+//!   evicting) and `max_size = 10000` (its bounded LRU, the bound cachex has by default); and
+//!   `moka` and `quick_cache` used by hand with the same key;
 //! - the async hit, cachex's `#[cached] async fn` next to `moka::future`.
 //!
 //! Every variant reads the same 1024 keys, all present, in the same order; on 2 threads each
@@ -28,6 +29,11 @@ fn cached_u64(n: u64) -> u64 {
     n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+#[cached::proc_macro::cached(max_size = 10000)]
+fn cached_lru_u64(n: u64) -> u64 {
+    n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 fn kib(name: &str, n: u32) -> Vec<u8> {
     let mut value = vec![n as u8; 1024];
     value[..name.len()].copy_from_slice(name.as_bytes());
@@ -41,6 +47,11 @@ fn cachex_kib(name: String, n: u32) -> Vec<u8> {
 
 #[cached::proc_macro::cached]
 fn cached_kib(name: String, n: u32) -> Vec<u8> {
+    kib(&name, n)
+}
+
+#[cached::proc_macro::cached(max_size = 10000)]
+fn cached_lru_kib(name: String, n: u32) -> Vec<u8> {
     kib(&name, n)
 }
 
@@ -91,6 +102,7 @@ fn u64_hits(c: &mut Criterion) {
     for n in 0..KEYS {
         let value = cachex_u64(n);
         assert_eq!(cached_u64(n), value);
+        assert_eq!(cached_lru_u64(n), value);
         moka.insert(n, value);
         quick.insert(n, value);
     }
@@ -101,6 +113,9 @@ fn u64_hits(c: &mut Criterion) {
         });
         group.bench_function("cached #[cached]", |b| {
             b.iter_custom(|iters| on_threads(threads, iters, &|n| cached_u64(black_box(n))));
+        });
+        group.bench_function("cached #[cached(max_size = 10000)]", |b| {
+            b.iter_custom(|iters| on_threads(threads, iters, &|n| cached_lru_u64(black_box(n))));
         });
         group.bench_function("moka sync get", |b| {
             b.iter_custom(|iters| on_threads(threads, iters, &|n| moka.get(&black_box(n))));
@@ -119,6 +134,7 @@ fn kib_hits(c: &mut Criterion) {
     for (i, name) in names.iter().enumerate() {
         let value = cachex_kib(name.clone(), i as u32);
         assert_eq!(cached_kib(name.clone(), i as u32), value);
+        assert_eq!(cached_lru_kib(name.clone(), i as u32), value);
         moka.insert((name.clone(), i as u32), value.clone());
         quick.insert((name.clone(), i as u32), value);
     }
@@ -130,6 +146,9 @@ fn kib_hits(c: &mut Criterion) {
         });
         group.bench_function("cached #[cached]", |b| {
             b.iter_custom(|iters| on_threads(threads, iters, &|i| cached_kib(names[i as usize].clone(), i as u32)))
+        });
+        group.bench_function("cached #[cached(max_size = 10000)]", |b| {
+            b.iter_custom(|iters| on_threads(threads, iters, &|i| cached_lru_kib(names[i as usize].clone(), i as u32)))
         });
         group.bench_function("moka sync get", |b| {
             b.iter_custom(|iters| {

@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::varint::Varint;
+
 /// The first bytes of every envelope.
 pub const MAGIC: [u8; 4] = *b"CHX\x01";
 /// The envelope format version.
@@ -222,42 +224,14 @@ fn malformed_bytes() -> DecodeError {
 /// exactly what bincode writes for a `Vec<u8>` (a varint length, then the bytes), so entries
 /// written either way decode either way.
 fn write_byte_vec(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = bytes.len() as u64;
-    match len {
-        0..=250 => out.push(len as u8),
-        251..=0xFFFF => {
-            out.push(251);
-            out.extend_from_slice(&(len as u16).to_le_bytes());
-        }
-        0x1_0000..=0xFFFF_FFFF => {
-            out.push(252);
-            out.extend_from_slice(&(len as u32).to_le_bytes());
-        }
-        _ => {
-            out.push(253);
-            out.extend_from_slice(&len.to_le_bytes());
-        }
-    }
+    out.extend_from_slice(Varint::unsigned(bytes.len() as u128).as_bytes());
     out.extend_from_slice(bytes);
 }
 
 /// The inverse of [`write_byte_vec`]: the length of the bytes, if the payload is exactly a
 /// length and that many bytes.
 fn byte_vec_body(payload: &[u8]) -> Option<usize> {
-    let (&tag, rest) = payload.split_first()?;
-    let (len, body) = match tag {
-        0..=250 => (u64::from(tag), rest),
-        251 => (
-            u64::from(u16::from_le_bytes(rest.get(..2)?.try_into().ok()?)),
-            &rest[2..],
-        ),
-        252 => (
-            u64::from(u32::from_le_bytes(rest.get(..4)?.try_into().ok()?)),
-            &rest[4..],
-        ),
-        253 => (u64::from_le_bytes(rest.get(..8)?.try_into().ok()?), &rest[8..]),
-        _ => return None,
-    };
+    let (len, body) = Varint::read_u64(payload)?;
     (body.len() as u64 == len).then_some(body.len())
 }
 

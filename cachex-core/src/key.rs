@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
+use crate::varint::{Varint, VARINT_ROOM};
+
 /// Version of the key format; part of every key, so a change of format never reads old entries.
 pub const KEY_FORMAT_VERSION: u32 = 1;
 
@@ -283,13 +285,44 @@ impl<'s> KeyBuilder<'s> {
     /// would, with its bytes in one write instead of one per element (serde hands a byte
     /// vector over element by element: 1.6 ns a byte).
     pub fn byte_sequence(&mut self, bytes: &[u8]) {
-        self.write(b"s");
-        // bincode's encoding of a sequence: its length as a varint u64, then the elements.
-        let len = bytes.len() as u64;
-        if bincode::encode_into_writer(len, MaterialWriter(self), bincode::config::standard()).is_err() {
-            self.usable = false;
-        }
+        // bincode's encoding of a sequence: its length as a varint, then the elements.
+        self.serde_varint(&Varint::unsigned(bytes.len() as u128));
         self.write(bytes);
+    }
+
+    /// Adds an integer or `bool` exactly as [`KeyBuilder::serde`] would, in one write (through
+    /// serde and bincode, a `u64` argument took about 90 instructions a call).
+    ///
+    /// ```
+    /// use cachex_core::key::{KeyBuilder, Seed};
+    /// let seed = Seed::new("fib", "app::fib", 0);
+    /// let (mut a, mut b) = (KeyBuilder::new(&seed), KeyBuilder::new(&seed));
+    /// a.integer(300u64);
+    /// b.serde(&300u64);
+    /// assert_eq!(a.finish(), b.finish());
+    /// ```
+    #[inline]
+    pub fn integer<I: Integer>(&mut self, value: I) {
+        value.write_key(self);
+    }
+
+    /// Writes the serde tag and a value's varint, as bincode would write them. When the buffer
+    /// has room, as one fixed-size copy (bytes past the new length are spare room, overwritten
+    /// by what comes next): a copy of varying length is a `memcpy` call.
+    #[inline]
+    fn serde_varint(&mut self, value: &Varint) {
+        let start = usize::from(self.key.len);
+        match self.key.material.get_mut(start..start + 1 + VARINT_ROOM) {
+            Some(room) if self.spill.is_none() => {
+                room[0] = b's';
+                room[1..].copy_from_slice(value.room());
+                self.key.len += 1 + value.as_bytes().len() as u8;
+            }
+            _ => {
+                self.write(b"s");
+                self.write(value.as_bytes());
+            }
+        }
     }
 
     /// Adds a value through its `Display` text.
@@ -445,6 +478,40 @@ impl fmt::Debug for CallKey<'_> {
 /// on the heap beyond.
 pub(crate) type LocalKey = smallvec::SmallVec<[u8; 24]>;
 
+/// An integer or `bool` argument: [`KeyBuilder::integer`] writes the key material serde would.
+pub trait Integer: Copy {
+    /// Writes the value into the key.
+    fn write_key(self, builder: &mut KeyBuilder<'_>);
+}
+
+macro_rules! integers {
+    ($($ty:ty => |$value:ident| $varint:expr),* $(,)?) => {$(
+        impl Integer for $ty {
+            #[inline]
+            fn write_key(self, builder: &mut KeyBuilder<'_>) {
+                let $value = self;
+                builder.serde_varint(&$varint);
+            }
+        }
+    )*};
+}
+
+integers! {
+    u16 => |v| Varint::unsigned(u128::from(v)),
+    u32 => |v| Varint::unsigned(u128::from(v)),
+    u64 => |v| Varint::unsigned(u128::from(v)),
+    u128 => |v| Varint::unsigned(v),
+    usize => |v| Varint::unsigned(v as u128),
+    i16 => |v| Varint::signed(i128::from(v)),
+    i32 => |v| Varint::signed(i128::from(v)),
+    i64 => |v| Varint::signed(i128::from(v)),
+    i128 => |v| Varint::signed(v),
+    isize => |v| Varint::signed(v as i128),
+    u8 => |v| Varint::raw(v),
+    i8 => |v| Varint::raw(v as u8),
+    bool => |v| Varint::raw(u8::from(v)),
+}
+
 /// A sequence of bytes that serde encodes element by element; [`KeyBuilder::byte_sequence`]
 /// writes the same key material at once. `#[cached]` arguments of these types take that path.
 pub trait ByteSequence {
@@ -562,6 +629,7 @@ pub mod probe {
     capability!(SerdeYes, SerdeNo, serde, [serde::Serialize], |v, k| k.serde(v));
     capability!(BytesYes, BytesNo, byte_sequence, [super::ByteSequence], |v, k| k
         .byte_sequence(v.bytes()));
+    capability!(IntegerYes, IntegerNo, integer, [super::Integer], |v, k| k.integer(*v));
     capability!(DisplayYes, DisplayNo, display, [std::fmt::Display], |v, k| k.display(v));
     capability!(DebugYes, DebugNo, debug, [std::fmt::Debug], |v, k| k.debug(v));
 
@@ -631,33 +699,36 @@ macro_rules! __encode_arg {
     ($builder:expr, $encoding:expr, $value:expr, $ty:ty) => {{
         #[allow(unused_imports)]
         use $crate::key::probe::{
-            AnyNo, AnyYes, BytesNo, BytesYes, DebugNo, DebugYes, DisplayNo, DisplayYes, SerdeNo, SerdeYes,
+            AnyNo, AnyYes, BytesNo, BytesYes, DebugNo, DebugYes, DisplayNo, DisplayYes, IntegerNo, IntegerYes, SerdeNo,
+            SerdeYes,
         };
         let probe = $crate::key::probe::Probe::<$ty>::NEW;
         let builder: &mut $crate::KeyBuilder = $builder;
         let value: &$ty = $value;
-        let encode = match $encoding {
-            $crate::ArgEncoding::Serde => (&probe).byte_sequence().or_else(|| (&probe).serde()),
-            $crate::ArgEncoding::Display => (&probe).display(),
-            $crate::ArgEncoding::Debug => (&probe).debug(),
-            $crate::ArgEncoding::Skip => Some((|_, b| b.skip()) as $crate::key::probe::EncodeFn<$ty>),
-            $crate::ArgEncoding::Custom(custom) => match (&probe).any() {
-                Some(as_any) => {
-                    if !custom(as_any(value), builder) {
-                        builder.invalidate();
-                    }
-                    None
-                }
-                None => {
-                    builder.invalidate();
-                    None
-                }
-            },
+        // Each arm calls its own encoder: a function known at compile time, so it inlines
+        // (through one function pointer for all arms, every argument was an indirect call).
+        let run = |encode: ::std::option::Option<$crate::key::probe::EncodeFn<$ty>>,
+                   builder: &mut $crate::KeyBuilder| {
+            match encode {
+                ::std::option::Option::Some(encode) => encode(value, builder),
+                ::std::option::Option::None => builder.invalidate(),
+            }
         };
-        match encode {
-            Some(encode) => encode(value, builder),
-            None if matches!($encoding, $crate::ArgEncoding::Custom(_)) => {}
-            None => builder.invalidate(),
+        match $encoding {
+            $crate::ArgEncoding::Serde => run(
+                (&probe)
+                    .integer()
+                    .or_else(|| (&probe).byte_sequence())
+                    .or_else(|| (&probe).serde()),
+                builder,
+            ),
+            $crate::ArgEncoding::Display => run((&probe).display(), builder),
+            $crate::ArgEncoding::Debug => run((&probe).debug(), builder),
+            $crate::ArgEncoding::Skip => builder.skip(),
+            $crate::ArgEncoding::Custom(custom) => match (&probe).any() {
+                ::std::option::Option::Some(as_any) if custom(as_any(value), builder) => {}
+                _ => builder.invalidate(),
+            },
         }
     }};
 }
@@ -796,6 +867,37 @@ mod tests {
             assert_eq!(at_once.local(), by_serde().local(), "{len} bytes");
             assert_eq!(at_once.digest(), by_serde().digest(), "{len} bytes");
         }
+    }
+
+    #[test]
+    fn integers_give_the_material_serde_gives() {
+        let seed = seed("f");
+        fn check<I: Integer + serde::Serialize + fmt::Debug>(seed: &Seed, value: I) {
+            let mut at_once = KeyBuilder::new(seed);
+            at_once.integer(value);
+            let mut by_serde = KeyBuilder::new(seed);
+            by_serde.serde(&value);
+            let (at_once, by_serde) = (at_once.finish_call().unwrap(), by_serde.finish_call().unwrap());
+            assert_eq!(at_once.local(), by_serde.local(), "{value:?}");
+        }
+        for v in [0u64, 250, 251, 65_535, 65_536, u32::MAX as u64, u64::MAX] {
+            check(&seed, v);
+            check(&seed, v as usize);
+            check(&seed, u128::from(v) << 1);
+            check(&seed, v as u32);
+            check(&seed, v as u16);
+            check(&seed, v as u8);
+        }
+        for v in [0i64, -1, 1, -126, 126, i64::MIN, i64::MAX] {
+            check(&seed, v);
+            check(&seed, v as isize);
+            check(&seed, i128::from(v) * 3);
+            check(&seed, v as i32);
+            check(&seed, v as i16);
+            check(&seed, v as i8);
+        }
+        check(&seed, true);
+        check(&seed, false);
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod runtime;
 mod singleton;
 mod stats;
 mod storage;
+mod varint;
 
 pub use cache::{Backend, Cache, CacheHandle, CacheSettings, CacheValue, OnError};
 pub use error::{BoxError, Error, Problem, Problems};
