@@ -234,6 +234,16 @@ impl Cache {
         }
     }
 
+    /// The value under `key` when the backend answers without waiting (memory): `Some(found)`;
+    /// `None` for byte-storing backends. `counted` as for [`Cache::lookup`].
+    #[inline]
+    pub(crate) fn lookup_in_memory<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Option<Option<V>> {
+        match &self.backend {
+            Backend::Memory(store) => Some(self.memory_lookup(store, key, counted)),
+            Backend::Bytes { .. } => None,
+        }
+    }
+
     /// The value under `key`, awaiting the backend; `counted` as for [`Cache::lookup`].
     pub(crate) async fn lookup_async<V: CacheValue>(
         &self,

@@ -48,7 +48,9 @@ fn failed<R>(cache: &Cache, error: Error, fail: Option<fn(Error) -> R>) -> Optio
     }
 }
 
-/// Runs a blocking cached call.
+/// Runs a blocking cached call: a hit returns here; a miss goes to [`compute_once`], out of
+/// line, so the hit path stays a small function.
+#[inline]
 pub fn run<K, R: Output<K>>(
     prepared: Option<Prepared<'_>>,
     fail: Option<fn(Error) -> R>,
@@ -57,17 +59,33 @@ pub fn run<K, R: Output<K>>(
     let Some(Prepared { cache, key }) = prepared else {
         return compute();
     };
+    match cache.lookup::<R::Value>(key, true) {
+        Ok(Some(value)) => R::from_value(value),
+        Ok(None) => compute_once(cache, key, fail, compute),
+        Err(error) => failed(cache, error, fail).unwrap_or_else(compute),
+    }
+}
+
+/// A miss: the first caller of the key computes and stores; concurrent callers wait for its
+/// value. A waiter whose leader produced nothing (an error, a panic) looks again, then competes
+/// to lead.
+#[inline(never)]
+fn compute_once<K, R: Output<K>>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    fail: Option<fn(Error) -> R>,
+    compute: impl FnOnce() -> R,
+) -> R {
     loop {
-        match cache.lookup::<R::Value>(key, true) {
-            Ok(Some(value)) => return R::from_value(value),
-            Ok(None) => {}
-            Err(error) => return failed(cache, error, fail).unwrap_or_else(compute),
-        }
         let mut leader = match cache.flights.join(key.local()) {
             Joined::Leader(leader) => leader,
             Joined::Waiter(waiter) => match waiter.wait::<R::Value>() {
                 Some(value) => return R::from_value(value),
-                None => continue,
+                None => match cache.lookup::<R::Value>(key, true) {
+                    Ok(Some(value)) => return R::from_value(value),
+                    Ok(None) => continue,
+                    Err(error) => return failed(cache, error, fail).unwrap_or_else(compute),
+                },
             },
         };
         // A leader that finished between the lookup and the join has stored the value.
@@ -97,7 +115,12 @@ pub async fn run_async<K, R: Output<K>>(
         return compute.await;
     };
     loop {
-        match cache.lookup_async::<R::Value>(key, true).await {
+        // A memory lookup never waits: asked directly, it costs no future of its own.
+        let found = match cache.lookup_in_memory::<R::Value>(key, true) {
+            Some(found) => Ok(found),
+            None => cache.lookup_async::<R::Value>(key, true).await,
+        };
+        match found {
             Ok(Some(value)) => return R::from_value(value),
             Ok(None) => {}
             Err(error) => {
