@@ -50,6 +50,11 @@ impl Key {
     }
 
     /// The 64 lowercase hex digits, as ASCII bytes.
+    ///
+    /// ```
+    /// let key = cachex_core::Key([0xab; 32]);
+    /// assert_eq!(&key.hex_digits()[..4], b"abab");
+    /// ```
     pub fn hex_digits(&self) -> [u8; 64] {
         let mut hex = [0u8; 64];
         for (pair, &byte) in hex.chunks_exact_mut(2).zip(&self.0) {
@@ -284,6 +289,15 @@ impl<'s> KeyBuilder<'s> {
     /// Adds a byte sequence (`Vec<u8>`, `[u8]`, `Box<[u8]>`) exactly as [`KeyBuilder::serde`]
     /// would, with its bytes in one write instead of one per element (serde hands a byte
     /// vector over element by element: 1.6 ns a byte).
+    ///
+    /// ```
+    /// use cachex_core::key::{KeyBuilder, Seed};
+    /// let seed = Seed::new("pages", "app::render", 0);
+    /// let (mut a, mut b) = (KeyBuilder::new(&seed), KeyBuilder::new(&seed));
+    /// a.byte_sequence(&[7; 300]);
+    /// b.serde(&vec![7u8; 300]);
+    /// assert_eq!(a.finish(), b.finish());
+    /// ```
     pub fn byte_sequence(&mut self, bytes: &[u8]) {
         // bincode's encoding of a sequence: its length as a varint, then the elements.
         self.serde_varint(&Varint::unsigned(bytes.len() as u128));
@@ -376,6 +390,15 @@ impl<'s> KeyBuilder<'s> {
 
     /// Finishes the key where it was formed (no copy), with its digest computed now when
     /// `with_digest`; `None` when an argument could not be encoded.
+    ///
+    /// ```
+    /// use cachex_core::key::{KeyBuilder, Seed};
+    /// let seed = Seed::new("fib", "app::fib", 0);
+    /// let mut builder = KeyBuilder::new(&seed);
+    /// builder.integer(10u64);
+    /// let key = builder.finish_in_place(true).unwrap();
+    /// assert_eq!(key.digest().to_hex().len(), 64);
+    /// ```
     #[inline]
     pub fn finish_in_place(&mut self, with_digest: bool) -> Option<&CallKey<'s>> {
         if !self.usable {
@@ -479,6 +502,16 @@ impl fmt::Debug for CallKey<'_> {
 pub(crate) type LocalKey = smallvec::SmallVec<[u8; 24]>;
 
 /// An integer or `bool` argument: [`KeyBuilder::integer`] writes the key material serde would.
+/// `#[cached]` arguments of these types take that path.
+///
+/// ```
+/// use cachex_core::key::{Integer, KeyBuilder, Seed};
+/// let seed = Seed::new("users", "app::user", 0);
+/// let mut builder = KeyBuilder::new(&seed);
+/// (-42i32).write_key(&mut builder);
+/// true.write_key(&mut builder);
+/// assert!(builder.finish().is_some());
+/// ```
 pub trait Integer: Copy {
     /// Writes the value into the key.
     fn write_key(self, builder: &mut KeyBuilder<'_>);
@@ -514,6 +547,11 @@ integers! {
 
 /// A sequence of bytes that serde encodes element by element; [`KeyBuilder::byte_sequence`]
 /// writes the same key material at once. `#[cached]` arguments of these types take that path.
+///
+/// ```
+/// use cachex_core::key::ByteSequence;
+/// assert_eq!(vec![1u8, 2].bytes(), &[1, 2]);
+/// ```
 pub trait ByteSequence {
     /// The bytes.
     fn bytes(&self) -> &[u8];
