@@ -4,12 +4,12 @@
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::passthrough::PassThrough;
 use crate::varint::Varint;
 
 /// The first bytes of every envelope.
@@ -30,7 +30,7 @@ pub const HEADER_LEN: usize = 4 + 1 + 8 + 8 + 8;
 /// ```
 pub fn fingerprint<T: ?Sized + 'static>() -> u64 {
     thread_local! {
-        static KNOWN: RefCell<HashMap<TypeId, u64, BuildHasherDefault<TypeIdHasher>>> = RefCell::default();
+        static KNOWN: RefCell<HashMap<TypeId, u64, PassThrough>> = RefCell::default();
     }
     let id = TypeId::of::<T>();
     KNOWN
@@ -43,24 +43,6 @@ pub fn fingerprint<T: ?Sized + 'static>() -> u64 {
             fingerprint
         })
         .unwrap_or_else(|_| type_fingerprint::<T>())
-}
-
-/// A `TypeId` is a hash already: its hasher passes it through.
-#[derive(Default)]
-struct TypeIdHasher(u64);
-
-impl Hasher for TypeIdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-    fn write_u64(&mut self, word: u64) {
-        self.0 ^= word;
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 fn type_fingerprint<T: ?Sized + 'static>() -> u64 {

@@ -29,7 +29,11 @@ impl Key {
     /// The digest of a direct `get`/`set` key through a cache handle: `key` encoded with serde;
     /// `None` when it does not serialize.
     pub fn direct<K: serde::Serialize + ?Sized>(cache: &str, key: &K) -> Option<Key> {
-        let seed = Seed::direct(cache);
+        // Only the digest is wanted: no process-local id to intern (that takes a lock).
+        let seed = Seed {
+            digest: binding_seed(cache, DIRECT, 0),
+            local: Seed::UNBOUND.local,
+        };
         let mut builder = KeyBuilder::new(&seed);
         builder.serde(key);
         builder.finish()
@@ -111,6 +115,9 @@ pub struct Seed {
     local: u32,
 }
 
+/// The function identity of direct-access keys.
+const DIRECT: &str = "<direct>";
+
 /// Set in the local id of an in-process key that holds a digest instead of literal material.
 const DIGESTED: u32 = 1 << 31;
 
@@ -126,7 +133,7 @@ impl Seed {
 
     /// The seed of the keys of direct access through a cache handle.
     pub fn direct(cache: &str) -> Seed {
-        Seed::new(cache, "<direct>", 0)
+        Seed::new(cache, DIRECT, 0)
     }
 
     /// The seed of keys that never meet a binding's keys (a singleton's per-argument cells).

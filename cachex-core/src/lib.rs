@@ -27,6 +27,7 @@ mod memory;
 #[cfg(feature = "mongodb")]
 mod mongodb;
 pub mod output;
+mod passthrough;
 pub mod redact;
 #[cfg(feature = "redis")]
 mod redis;

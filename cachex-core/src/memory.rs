@@ -24,6 +24,7 @@ use quick_cache::{DefaultHashBuilder, Equivalent};
 
 use crate::clock;
 use crate::key::LocalKey;
+use crate::passthrough::PassThrough;
 
 /// The number of entries a memory cache keeps when neither `max_entries` nor `max_bytes` is set.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
@@ -51,7 +52,7 @@ const NEVER: u64 = u64::MAX;
 
 struct Entry {
     value: Box<dyn Any + Send + Sync>,
-    /// [`clock::now_nanos`] at which the entry expires, or [`NEVER`].
+    /// The reading of [`clock::now_nanos`] from which the entry is expired, or [`NEVER`].
     expires: u64,
     weight: u32,
 }
@@ -73,7 +74,11 @@ impl quick_cache::Weighter<StoredKey, Entry> for EntryWeight {
     }
 }
 
-type Shard = quick_cache::unsync::Cache<StoredKey, Entry, EntryWeight, PassThrough>;
+/// The shard tables hash with [`PassThrough`]: keys write their precomputed hash. Evicted
+/// entries come out in the request state (`sync::DefaultLifecycle` keeps two), to be dropped
+/// after the shard's lock is released.
+type Shard = quick_cache::unsync::Cache<StoredKey, Entry, EntryWeight, PassThrough, Lifecycle>;
+type Lifecycle = quick_cache::sync::DefaultLifecycle<StoredKey, Entry>;
 
 /// The hash of an in-process key: foldhash with one random seed per process. A lookup
 /// computes it once and uses it both to pick the shard and to probe the shard's table.
@@ -141,43 +146,11 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// The shard tables' hasher: keys write their precomputed hash as one `u64`, passed through.
-#[derive(Clone, Copy, Default)]
-struct PassThrough;
-
-impl BuildHasher for PassThrough {
-    type Hasher = PassThroughHasher;
-    #[inline]
-    fn build_hasher(&self) -> PassThroughHasher {
-        PassThroughHasher(0)
-    }
-}
-
-struct PassThroughHasher(u64);
-
-impl Hasher for PassThroughHasher {
-    #[inline]
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `StoredKey` and `Lookup` are hashed here, and they write one `u64`; anything
-        // else still gets a hash of its bytes.
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// A process-wide, typed in-memory store for one cache, keyed by in-process keys
 /// ([`CallKey::local`](crate::key::CallKey::local)).
 pub struct MemoryStore {
     shards: Box<[ShardedLock<Shard>]>,
-    ttl: Option<u64>,
+    ttl: Option<Duration>,
     measures_bytes: bool,
     min_weight: u64,
 }
@@ -198,7 +171,8 @@ impl MemoryStore {
         while shards > 1 && items / shards < 32 {
             shards /= 2;
         }
-        let shard_items = items.div_ceil(shards).min(1 << 20) as usize;
+        // Bounded for the whole cache: the tables and the records of evicted keys grow with it.
+        let shard_items = items.min(1 << 20).div_ceil(shards) as usize;
         let shard_capacity = capacity.div_ceil(shards);
         MemoryStore {
             shards: (0..shards)
@@ -208,14 +182,11 @@ impl MemoryStore {
                         shard_capacity,
                         EntryWeight,
                         PassThrough,
-                        Default::default(),
+                        Lifecycle::default(),
                     ))
                 })
                 .collect(),
-            ttl: limits
-                .ttl
-                .filter(|ttl| !ttl.is_zero())
-                .map(|ttl| u64::try_from(ttl.as_nanos()).unwrap_or(NEVER)),
+            ttl: limits.ttl.filter(|ttl| !ttl.is_zero()),
             measures_bytes,
             min_weight,
         }
@@ -239,8 +210,11 @@ impl MemoryStore {
                 return entry.value.downcast_ref::<V>().cloned();
             }
         }
-        let mut entries = shard.write().unwrap_or_else(PoisonError::into_inner);
-        entries.remove_if(&key, Entry::expired);
+        let expired = shard
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove_if(&key, Entry::expired);
+        drop(expired); // after the lock: a value's drop may take its time
         None
     }
 
@@ -250,9 +224,7 @@ impl MemoryStore {
         let weight = bytes.max(self.min_weight).min(u64::from(u32::MAX)) as u32;
         let entry = Entry {
             value: Box::new(value),
-            expires: self
-                .ttl
-                .map_or(NEVER, |ttl| clock::now_nanos().saturating_add(ttl).min(NEVER - 1)),
+            expires: self.ttl.map_or(NEVER, |ttl| clock::expiry(ttl).min(NEVER - 1)),
             weight,
         };
         let mut entries = self

@@ -9,12 +9,38 @@ use crate::error::BoxError;
 
 /// Whether the caller runs inside a tokio runtime, which the async sides of the network
 /// backends need (their timeouts are tokio timers; without a runtime they would panic).
-/// Inside a task the answer is a thread-local read; `Handle::try_current` answers the rest
-/// (a `block_on`), but it clones the runtime's handle, an atomic count that every worker thread
-/// writes, so on every Redis hit it cost more than the rest of cachex's work together.
+///
+/// `Handle::try_current` answers, but it clones the runtime's handle, an atomic count that
+/// every worker thread writes: asked on every Redis hit, it cost more than the rest of cachex's
+/// work together. So inside a task it is asked once per task: a small table per thread keeps
+/// the ids of the tasks it said yes for. (A task id alone proves nothing: a `LocalSet` can be
+/// driven by another executor, outside any runtime.)
 #[cfg(any(feature = "redis", feature = "mongodb", feature = "async-memcached"))]
 pub(crate) fn in_tokio_runtime() -> bool {
-    tokio::task::try_id().is_some() || tokio::runtime::Handle::try_current().is_ok()
+    use std::cell::Cell;
+    use std::hash::BuildHasher;
+
+    const SLOTS: usize = 64;
+    thread_local! {
+        static VERIFIED: [Cell<Option<tokio::task::Id>>; SLOTS] = const { [const { Cell::new(None) }; SLOTS] };
+    }
+    let in_runtime = || tokio::runtime::Handle::try_current().is_ok();
+    let Some(task) = tokio::task::try_id() else {
+        return in_runtime();
+    };
+    let slot = crate::passthrough::PassThrough.hash_one(task) as usize % SLOTS;
+    VERIFIED
+        .try_with(|verified| {
+            if verified[slot].get() == Some(task) {
+                return true;
+            }
+            let yes = in_runtime();
+            if yes {
+                verified[slot].set(Some(task));
+            }
+            yes
+        })
+        .unwrap_or_else(|_| in_runtime())
 }
 
 /// A boxed, `Send` future, the return type of [`AsyncStorage`] methods.
