@@ -34,9 +34,7 @@ impl Key {
             digest: binding_seed(cache, DIRECT, 0),
             local: Seed::UNBOUND.local,
         };
-        let mut builder = KeyBuilder::new(&seed);
-        builder.serde(key);
-        builder.finish()
+        CallKey::direct(&seed, key).map(|key| key.digest())
     }
 
     /// Lowercase hex, 64 characters: what backends append to the cache's prefix.
@@ -293,6 +291,7 @@ impl<'s> KeyBuilder<'s> {
             self.usable = false;
         }
     }
+
     /// Adds a byte sequence (`Vec<u8>`, `[u8]`, `Box<[u8]>`) exactly as [`KeyBuilder::serde`]
     /// would, with its bytes in one write instead of one per element (serde hands a byte
     /// vector over element by element: 1.6 ns a byte).

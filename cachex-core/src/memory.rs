@@ -214,7 +214,7 @@ impl MemoryStore {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove_if(&key, Entry::expired);
-        drop(expired); // after the lock: a value's drop may take its time
+        drop(expired); // after the lock, as in `insert`
         None
     }
 
@@ -227,20 +227,25 @@ impl MemoryStore {
             expires: self.ttl.map_or(NEVER, |ttl| clock::expiry(ttl).min(NEVER - 1)),
             weight,
         };
-        let mut entries = self
-            .shard(&Lookup::new(key))
+        let mut evicted = Default::default();
+        self.shard(&Lookup::new(key))
             .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        entries.insert(StoredKey(LocalKey::from_slice(key)), entry);
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert_with_lifecycle(StoredKey(LocalKey::from_slice(key)), entry, &mut evicted);
+        // Evicted and replaced values are dropped here, after the lock: a value's drop may take
+        // its time, or call into the cache.
+        drop(evicted);
     }
 
     /// Removes the entry under `key`.
     pub fn remove(&self, key: &[u8]) {
         let key = Lookup::new(key);
-        self.shard(&key)
+        let removed = self
+            .shard(&key)
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&key);
+        drop(removed); // after the lock, as in `insert`
     }
 
     /// Removes every entry.
@@ -277,6 +282,7 @@ fn encoded_len<V: serde::Serialize>(value: &V) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn key(n: u8) -> [u8; 6] {
         [1, 0, 0, 0, b's', n]
@@ -338,6 +344,56 @@ mod tests {
         assert_eq!(lasting.get::<u8>(&key(1)), Some(1));
         assert_eq!(brief.get::<u8>(&key(1)), None);
         assert_eq!(brief.entry_count(), 0, "an expired entry is removed when read");
+    }
+
+    /// A value whose drop records whether any shard of its store was locked then.
+    struct DropProbe {
+        store: &'static MemoryStore,
+        drops: &'static AtomicUsize,
+        under_lock: &'static AtomicUsize,
+    }
+
+    impl serde::Serialize for DropProbe {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_unit()
+        }
+    }
+
+    impl Drop for DropProbe {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+            if self.store.shards.iter().any(|shard| shard.try_write().is_err()) {
+                self.under_lock.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    #[test]
+    fn replaced_evicted_and_removed_values_are_dropped_after_the_lock() {
+        let store: &'static MemoryStore = Box::leak(Box::new(MemoryStore::new(&MemoryLimits {
+            max_entries: Some(1),
+            ..MemoryLimits::default()
+        })));
+        let (drops, under_lock) = (
+            Box::leak(Box::new(AtomicUsize::new(0))),
+            Box::leak(Box::new(AtomicUsize::new(0))),
+        );
+        let probe = || DropProbe {
+            store,
+            drops,
+            under_lock,
+        };
+        store.insert(&key(1), probe());
+        store.insert(&key(1), probe()); // replaces
+        store.remove(&key(1));
+        store.insert(&key(1), probe());
+        store.insert(&key(2), probe()); // a store of one entry evicts
+        assert!(drops.load(Ordering::SeqCst) >= 3, "{drops:?} drops");
+        assert_eq!(
+            under_lock.load(Ordering::SeqCst),
+            0,
+            "values dropped while a shard was locked"
+        );
     }
 
     #[test]
