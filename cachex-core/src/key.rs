@@ -14,7 +14,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::varint::{Varint, VARINT_ROOM};
 
 /// Version of the key format; part of every key, so a change of format never reads old entries.
-pub const KEY_FORMAT_VERSION: u32 = 1;
+pub const KEY_FORMAT_VERSION: u32 = 2;
 
 /// The 32-byte digest that identifies one entry of one cache outside the process.
 ///
@@ -169,8 +169,10 @@ const CAPACITY: usize = LOCAL_LEN + LITERAL_MATERIAL;
 
 /// Accumulates the key material of one call.
 ///
-/// Each argument is framed (an encoding tag before it, its length after it for text encodings),
-/// so two different argument lists never produce the same byte stream. Up to
+/// Each argument is framed so that the material reads back into its argument list: an
+/// encoding tag, then serde's bincode bytes (self-delimiting for the argument's type), a
+/// length and raw bytes, or a text in length-prefixed chunks ended by an empty chunk. Two
+/// different argument lists never produce the same byte stream. Up to
 /// [`LITERAL_MATERIAL`] bytes stay in a buffer on the stack, so forming a short key never
 /// allocates; longer material streams into a blake3 hasher (one allocation).
 ///
@@ -372,15 +374,22 @@ impl<'s> KeyBuilder<'s> {
         self.usable = false;
     }
 
+    /// A text whose length is known only once written: length-prefixed chunks of at most 255
+    /// bytes, then an empty chunk. The chunks depend on the text alone (not on how `Display`
+    /// splits its writes), and the material reads back unambiguously, whatever follows.
     fn text(&mut self, tag: u8, args: fmt::Arguments<'_>) {
         self.write(&[tag]);
-        let mut writer = TextWriter { builder: self, len: 0 };
+        let mut writer = TextWriter {
+            builder: self,
+            chunk: [0; TEXT_CHUNK + 1],
+            len: 0,
+        };
         if fmt::write(&mut writer, args).is_err() {
             self.usable = false;
             return;
         }
-        let len = writer.len;
-        self.write(&len.to_le_bytes());
+        writer.flush();
+        self.write(&[0]);
     }
 
     /// The digest of the key, or `None` when an argument could not be encoded.
@@ -434,15 +443,39 @@ impl bincode::enc::write::Writer for MaterialWriter<'_, '_> {
     }
 }
 
+/// The longest chunk of a text argument.
+const TEXT_CHUNK: usize = 255;
+
 struct TextWriter<'a, 's> {
     builder: &'a mut KeyBuilder<'s>,
-    len: u64,
+    /// The chunk being filled: its length byte, then its text.
+    chunk: [u8; TEXT_CHUNK + 1],
+    len: usize,
+}
+
+impl TextWriter<'_, '_> {
+    fn flush(&mut self) {
+        if self.len > 0 {
+            self.chunk[0] = self.len as u8;
+            self.builder.write(&self.chunk[..=self.len]);
+            self.len = 0;
+        }
+    }
 }
 
 impl fmt::Write for TextWriter<'_, '_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.builder.write(s.as_bytes());
-        self.len += s.len() as u64;
+        // Chunks split bytes, not characters: a chunk may end inside a UTF-8 sequence.
+        let mut text = s.as_bytes();
+        while !text.is_empty() {
+            let take = text.len().min(TEXT_CHUNK - self.len);
+            self.chunk[1 + self.len..1 + self.len + take].copy_from_slice(&text[..take]);
+            self.len += take;
+            text = &text[take..];
+            if self.len == TEXT_CHUNK {
+                self.flush();
+            }
+        }
         Ok(())
     }
 }
@@ -800,6 +833,152 @@ mod tests {
 
     fn seed(function: &str) -> Seed {
         Seed::new("c", function, 0)
+    }
+
+    /// Text framing pinned by vectors computed independently (Python's `blake3`):
+    /// seed = blake3(u32le 2 ‖ u64le 1 ‖ "c" ‖ u64le 1 ‖ "f" ‖ u32le 0);
+    /// `display("A")` then serde `"x"` is `d 01 'A' 00 s 01 'x'`, and a 600-byte text is
+    /// `d ff <255> ff <255> 5a <90> 00` (chunks split bytes, even inside a character).
+    #[test]
+    fn text_framing_vectors() {
+        let seed = seed("f");
+        let mut short = KeyBuilder::new(&seed);
+        short.display("A");
+        short.serde("x");
+        assert_eq!(
+            short.finish().unwrap().to_hex(),
+            "c6bbf55e8704075f553172024aef28d54731ec4c8f37254299041cc2b92556f8"
+        );
+        let mut long = KeyBuilder::new(&seed);
+        long.display(&"é".repeat(300));
+        assert_eq!(
+            long.finish().unwrap().to_hex(),
+            "920048f609680d0454523b4628f33b95ca4eb7a7d94dbf0bf51b8e005ffb5d54"
+        );
+    }
+
+    /// One argument of a random list, as the binding's type and encoder would give it.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Arg {
+        Serde(String),
+        Integer(i64),
+        ByteVec(Vec<u8>),
+        Display(String),
+        Debug(String),
+        Raw(Vec<u8>),
+        Skip,
+    }
+
+    fn arg() -> impl proptest::strategy::Strategy<Value = Arg> {
+        use proptest::prelude::*;
+        // Any char: NUL, control characters and multi-byte ones included.
+        let text = || proptest::collection::vec(any::<char>(), 0..8).prop_map(String::from_iter);
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..8);
+        prop_oneof![
+            text().prop_map(Arg::Serde),
+            any::<i64>().prop_map(Arg::Integer),
+            bytes().prop_map(Arg::ByteVec),
+            text().prop_map(Arg::Display),
+            text().prop_map(Arg::Debug),
+            bytes().prop_map(Arg::Raw),
+            Just(Arg::Skip),
+        ]
+    }
+
+    fn encode(builder: &mut KeyBuilder<'_>, arg: &Arg) {
+        match arg {
+            Arg::Serde(text) => builder.serde(text),
+            Arg::Integer(n) => builder.integer(*n),
+            Arg::ByteVec(bytes) => builder.byte_sequence(bytes),
+            Arg::Display(text) => builder.display(text),
+            Arg::Debug(text) => builder.debug(text),
+            Arg::Raw(bytes) => builder.bytes(bytes),
+            Arg::Skip => builder.skip(),
+        }
+    }
+
+    /// Reads key material back, knowing each argument's kind (as its binding does); `None`
+    /// where the material does not frame the kinds exactly.
+    fn read_back(mut material: &[u8], kinds: &[Arg]) -> Option<Vec<Arg>> {
+        fn serde_value<T: serde::de::DeserializeOwned>(material: &mut &[u8]) -> Option<T> {
+            let (value, used) = bincode::serde::decode_from_slice(material, bincode::config::standard()).ok()?;
+            *material = &material[used..];
+            Some(value)
+        }
+        fn take<'a>(material: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = (material.get(..n)?, material.get(n..)?);
+            *material = rest;
+            Some(head)
+        }
+        fn text(material: &mut &[u8]) -> Option<String> {
+            let mut bytes = Vec::new();
+            loop {
+                let len = usize::from(take(material, 1)?[0]);
+                if len == 0 {
+                    return String::from_utf8(bytes).ok();
+                }
+                bytes.extend_from_slice(take(material, len)?);
+            }
+        }
+        let mut args = Vec::new();
+        for kind in kinds {
+            let tag = take(&mut material, 1)?[0];
+            args.push(match (kind, tag) {
+                (Arg::Serde(_), b's') => Arg::Serde(serde_value(&mut material)?),
+                (Arg::Integer(_), b's') => Arg::Integer(serde_value(&mut material)?),
+                (Arg::ByteVec(_), b's') => Arg::ByteVec(serde_value(&mut material)?),
+                (Arg::Display(_), b'd') => Arg::Display(text(&mut material)?),
+                (Arg::Debug(_), b'g') => Arg::Debug(text(&mut material)?),
+                (Arg::Raw(_), b'b') => {
+                    let len = u64::from_le_bytes(take(&mut material, 8)?.try_into().ok()?);
+                    Arg::Raw(take(&mut material, usize::try_from(len).ok()?)?.to_vec())
+                }
+                (Arg::Skip, b'k') => Arg::Skip,
+                _ => return None,
+            });
+        }
+        material.is_empty().then_some(args)
+    }
+
+    proptest::proptest! {
+        /// Key material reads back into its argument list, so two different lists never share
+        /// material: the framing is injective (random lists alone would rarely collide).
+        #[test]
+        fn key_material_reads_back_into_its_arguments(args in proptest::collection::vec(arg(), 0..5)) {
+            let seed = seed("f");
+            let mut builder = KeyBuilder::new(&seed);
+            for arg in &args {
+                encode(&mut builder, arg);
+            }
+            let key = builder.finish_call().unwrap();
+            // Short lists stay literal: the in-process key is the id, then the material.
+            proptest::prop_assume!(key.local()[..LOCAL_LEN] == seed.local.to_le_bytes());
+            let expected: Vec<Arg> = args
+                .iter()
+                .map(|arg| match arg {
+                    Arg::Debug(text) => Arg::Debug(format!("{text:?}")),
+                    other => other.clone(),
+                })
+                .collect();
+            proptest::prop_assert_eq!(read_back(&key.local()[LOCAL_LEN..], &args), Some(expected));
+        }
+    }
+
+    /// The collision of the old framing (text, then its length): a `display` argument
+    /// followed by a serde `String`.
+    #[test]
+    fn the_old_text_framing_collision_is_gone() {
+        let seed = seed("f");
+        let key = |first: &str, second: &str| {
+            let mut builder = KeyBuilder::new(&seed);
+            builder.display(first);
+            builder.serde(second);
+            builder.finish_call().unwrap()
+        };
+        let a = key("A", "\x0b\0\0\0\0\0\0\0s\x01x");
+        let b = key("A\x01\0\0\0\0\0\0\0s\x0b", "x");
+        assert_ne!(a.local(), b.local());
+        assert_ne!(a.digest(), b.digest());
     }
 
     #[test]
