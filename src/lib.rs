@@ -34,13 +34,14 @@
 
 pub use cachex_config::{init, init_with, BackendKind, CacheConfig, Config};
 pub use cachex_core::{
-    cache, AsyncStorage, BoxError, BoxFuture, CacheHandle, CacheValue, Error, KeyBuilder, OnError, Problem, Problems,
-    Stats, Storage,
+    cache, AsyncStorage, BoxError, BoxFuture, CacheHandle, CacheValue, Error, Key, KeyBuilder, OnError, Problem,
+    Problems, Stats, Storage,
 };
 pub use cachex_macros::{cached, encoder, singleton};
 
-/// The value envelope that byte-storing backends keep (magic, version, type fingerprint,
-/// expiry, bincode payload).
+/// The value envelope that byte-storing backends keep (magic, version, structural type
+/// fingerprint, fresh-until and stored-until instants, MAC of signed values, bincode payload),
+/// and the signing keys.
 pub mod envelope {
     pub use cachex_core::envelope::*;
 }

@@ -8,7 +8,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use cachex::{cached, CacheConfig, Config, OnError};
-use support::Counter;
+use support::{signing, Counter};
 
 struct Dirs {
     main: PathBuf,
@@ -42,6 +42,11 @@ static DIRS: LazyLock<Dirs> = LazyLock::new(|| {
             .cache("files_b", file(&dirs.shared))
             .cache("files_corrupt", file(&dirs.corrupt))
             .cache("keyvec", file(&dirs.keys).ttl(Duration::ZERO))
+            .cache("files_signed", file(&dirs.main).signing_key(signing::KEY, &[]))
+            .cache(
+                "files_rotated",
+                file(&dirs.main).signing_key(signing::KEY, &[signing::OLD_KEY]),
+            )
             .cache("blocked", file(&dirs.in_the_way.join("sub")))
             .cache("blocked_fail", file(&dirs.in_the_way).on_error(OnError::Fail)),
     )
@@ -321,4 +326,22 @@ fn key_test_vector() {
         name,
         "cachex%3Akeyvec%3Ac8025dd0eb407cbc660c23b30f0a9408149b8d1dccfa49a84031b4c1a75b610a"
     );
+}
+
+/// The entry files of the main directory, by storage key.
+struct Files;
+
+impl signing::RawStore for Files {
+    fn get(&self, storage_key: &str) -> Option<Vec<u8>> {
+        std::fs::read(dirs().main.join(storage_key.replace(':', "%3A"))).ok()
+    }
+    fn put(&self, storage_key: &str, bytes: &[u8]) {
+        std::fs::write(dirs().main.join(storage_key.replace(':', "%3A")), bytes).unwrap();
+    }
+}
+
+#[test]
+fn signed_values_verify_or_are_misses() {
+    dirs();
+    signing::drill("files_signed", "files_rotated", &Files);
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cachex::{cached, CacheConfig, Config, OnError};
 use support::memcached_server::{MemcachedServer, TextClient};
-use support::Counter;
+use support::{signing, Counter};
 
 struct Servers {
     main: MemcachedServer,
@@ -46,6 +46,11 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
                 cache
             })
             .cache("m_corrupt", memcached(&main))
+            .cache("m_signed", memcached(&main).signing_key(signing::KEY, &[]))
+            .cache(
+                "m_rotated",
+                memcached(&main).signing_key(signing::KEY, &[signing::OLD_KEY]),
+            )
             .cache("m_fault", memcached(&servers.fault.lock().unwrap().url()))
             .cache("m_fail", memcached(&main).on_error(OnError::Fail)),
     )
@@ -300,4 +305,37 @@ fn corrupt_bytes_are_a_miss() {
     assert_eq!(cachex::cache("m_corrupt").unwrap().stats().errors, errors + 1);
     let stored = raw.get(&key).unwrap().unwrap();
     assert_eq!(cachex::envelope::decode::<String>(&stored), Ok("value 1".to_string()));
+}
+
+/// The main server's entries, by storage key (`prefix:hex`; on the server the key carries
+/// the namespace generation between the two).
+struct Entries;
+
+impl Entries {
+    fn server_key(storage_key: &str) -> String {
+        let (prefix, hex) = storage_key.rsplit_once(':').unwrap();
+        raw()
+            .keys()
+            .unwrap()
+            .into_iter()
+            .find(|k| k.starts_with(&format!("{prefix}:")) && k.ends_with(&format!(":{hex}")))
+            .unwrap_or_else(|| panic!("{storage_key} is on the server"))
+    }
+}
+
+impl signing::RawStore for Entries {
+    fn get(&self, storage_key: &str) -> Option<Vec<u8>> {
+        use cachex::memcached::MemcachedClient;
+        raw().get(&Self::server_key(storage_key)).unwrap()
+    }
+    fn put(&self, storage_key: &str, bytes: &[u8]) {
+        use cachex::memcached::MemcachedClient;
+        raw().set(&Self::server_key(storage_key), bytes, 600).unwrap();
+    }
+}
+
+#[test]
+fn signed_values_verify_or_are_misses() {
+    servers();
+    signing::drill("m_signed", "m_rotated", &Entries);
 }

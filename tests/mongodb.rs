@@ -11,7 +11,7 @@ use std::time::Duration;
 use cachex::{cached, CacheConfig, Config, OnError};
 use mongodb::bson::{doc, Document};
 use support::mongo_server::MongoServer;
-use support::Counter;
+use support::{signing, Counter};
 
 struct Servers {
     main: MongoServer,
@@ -51,6 +51,11 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
             .cache("mg_big_fail", mongo(&main).on_error(OnError::Fail))
             .cache("mg_corrupt", mongo(&main))
             .cache("mg_flight", mongo(&main))
+            .cache("mg_signed", mongo(&main).signing_key(signing::KEY, &[]))
+            .cache(
+                "mg_rotated",
+                mongo(&main).signing_key(signing::KEY, &[signing::OLD_KEY]),
+            )
             .cache(
                 "mg_fault",
                 mongo(&servers.fault.lock().unwrap().url).timeout(Duration::from_millis(500)),
@@ -293,4 +298,43 @@ async fn a_killed_server_never_fails_a_call_and_hits_resume_after_restart() {
         run,
     )
     .await;
+}
+
+/// The documents of the caches, by storage key (their `_id`, `cachex:<cache>:<hex>`, in the
+/// collection named after the cache).
+struct Documents;
+
+impl Documents {
+    fn collection(storage_key: &str) -> mongodb::sync::Collection<Document> {
+        let cache = storage_key.split(':').nth(1).unwrap();
+        let client = mongodb::sync::Client::with_uri_str(&servers().main.url).unwrap();
+        client.database(&servers().database).collection(cache)
+    }
+}
+
+impl signing::RawStore for Documents {
+    fn get(&self, storage_key: &str) -> Option<Vec<u8>> {
+        let found = Self::collection(storage_key)
+            .find_one(doc! { "_id": storage_key })
+            .run()
+            .unwrap()?;
+        Some(found.get_binary_generic("value").unwrap().clone())
+    }
+    fn put(&self, storage_key: &str, bytes: &[u8]) {
+        let value = mongodb::bson::Binary {
+            subtype: mongodb::bson::spec::BinarySubtype::Generic,
+            bytes: bytes.to_vec(),
+        };
+        let updated = Self::collection(storage_key)
+            .update_one(doc! { "_id": storage_key }, doc! { "$set": { "value": value } })
+            .run()
+            .unwrap();
+        assert_eq!(updated.matched_count, 1, "{storage_key} is stored");
+    }
+}
+
+#[test]
+fn signed_values_verify_or_are_misses() {
+    servers();
+    signing::drill("mg_signed", "mg_rotated", &Documents);
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cachex::{cached, CacheConfig, Config, OnError};
 use support::redis_server::{RedisCluster, RedisServer, TlsRedisServer};
-use support::Counter;
+use support::{signing, Counter};
 
 struct Servers {
     main: RedisServer,
@@ -65,6 +65,11 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
             .cache("r_corrupt", redis(&main_url))
             .cache("r_big", redis(&main_url).timeout(Duration::from_secs(5)))
             .cache("r_shared", redis(&main_url))
+            .cache("r_signed", redis(&main_url).signing_key(signing::KEY, &[]))
+            .cache(
+                "r_rotated",
+                redis(&main_url).signing_key(signing::KEY, &[signing::OLD_KEY]),
+            )
             .cache(
                 "r_fail",
                 redis(&format!("redis://app:hunter2@127.0.0.1:{}/0", servers.dead_port)).on_error(OnError::Fail),
@@ -454,4 +459,30 @@ async fn fail_returns_a_clear_error_without_the_password() {
     assert!(message.contains("cache `r_fail`"), "{message}");
     assert!(message.contains("redis backend"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
+}
+
+/// The main server's entries, by storage key.
+struct Entries;
+
+impl signing::RawStore for Entries {
+    fn get(&self, storage_key: &str) -> Option<Vec<u8>> {
+        redis::cmd("GET")
+            .arg(storage_key)
+            .query(&mut servers().main.client())
+            .unwrap()
+    }
+    fn put(&self, storage_key: &str, bytes: &[u8]) {
+        redis::cmd("SET")
+            .arg(storage_key)
+            .arg(bytes)
+            .arg("KEEPTTL")
+            .query::<()>(&mut servers().main.client())
+            .unwrap();
+    }
+}
+
+#[test]
+fn signed_values_verify_or_are_misses() {
+    servers();
+    signing::drill("r_signed", "r_rotated", &Entries);
 }

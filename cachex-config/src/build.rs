@@ -5,11 +5,20 @@ use cachex_core::{
     Runtime,
 };
 
+use cachex_core::envelope::{SigningKeys, MIN_SIGNING_KEY_BYTES};
+
 use crate::load::{subject, Loaded};
-use crate::model::{BackendKind, CacheConfig};
+use crate::model::{BackendKind, CacheConfig, Secret};
+
+const BYTE_STORING: &[BackendKind] = &[
+    BackendKind::File,
+    BackendKind::Redis,
+    BackendKind::Mongodb,
+    BackendKind::Memcached,
+];
 
 /// Keys that only some backends read; any other backend rejects them.
-const BACKEND_KEYS: [(&str, &[BackendKind]); 9] = [
+const BACKEND_KEYS: [(&str, &[BackendKind]); 11] = [
     (
         "url",
         &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached],
@@ -25,6 +34,8 @@ const BACKEND_KEYS: [(&str, &[BackendKind]); 9] = [
     ("max_item_bytes", &[BackendKind::Memcached]),
     ("database", &[BackendKind::Mongodb]),
     ("collection", &[BackendKind::Mongodb]),
+    ("signing_key", BYTE_STORING),
+    ("signing_key_fallbacks", BYTE_STORING),
 ];
 
 fn is_set(cache: &CacheConfig, key: &str) -> bool {
@@ -38,6 +49,8 @@ fn is_set(cache: &CacheConfig, key: &str) -> bool {
         "max_item_bytes" => cache.max_item_bytes.is_some(),
         "database" => cache.database.is_some(),
         "collection" => cache.collection.is_some(),
+        "signing_key" => cache.signing_key.is_some(),
+        "signing_key_fallbacks" => cache.signing_key_fallbacks.is_some(),
         _ => false,
     }
 }
@@ -65,6 +78,42 @@ impl Checker<'_> {
             });
         }
         self.settings(&["caches", name], own, effective);
+    }
+
+    /// Checks the signing keys set at `base` (a cache, or the defaults every cache inherits).
+    fn signing_keys(&mut self, base: &[&str], own: &CacheConfig) {
+        let at = |key: &'static str| -> Vec<&str> {
+            let mut path = base.to_vec();
+            path.push(key);
+            path
+        };
+        let fallbacks = own.signing_key_fallbacks.iter().flatten();
+        let keys = own.signing_key.iter().map(|key| ("signing_key", key, String::new()));
+        let keys = keys.chain(fallbacks.enumerate().map(|(i, key)| {
+            (
+                "signing_key_fallbacks",
+                key,
+                format!(" (fallback {} of the list)", i + 1),
+            )
+        }));
+        for (setting, key, which) in keys {
+            if key.expose().len() < MIN_SIGNING_KEY_BYTES {
+                self.report(
+                    &at(setting),
+                    format!(
+                        "a signing key must be at least {MIN_SIGNING_KEY_BYTES} bytes; this one{which} has {}: \
+                         use a random string, e.g. the output of `head -c 32 /dev/urandom | base64`",
+                        key.expose().len()
+                    ),
+                );
+            }
+        }
+        if own.signing_key.is_none() && own.signing_key_fallbacks.as_ref().is_some_and(|f| !f.is_empty()) {
+            self.report(
+                &at("signing_key_fallbacks"),
+                "fallback keys are only read next to a `signing_key`, which signs the writes: set one".into(),
+            );
+        }
     }
 
     /// Checks one cache's effective settings (or the defaults, at `base` = `["defaults"]`);
@@ -177,8 +226,10 @@ pub fn check(loaded: &Loaded) -> Result<(), Error> {
             "a collection is per cache; set it under [caches.<name>]".into(),
         );
     }
+    checker.signing_keys(&["defaults"], &config.defaults);
     for (name, own) in &config.caches {
         checker.cache(name, own, &own.over(&config.defaults));
+        checker.signing_keys(&["caches", name], own);
     }
     if config.caches.is_empty() {
         // With no cache declared, the defaults alone serve every bound name.
@@ -210,6 +261,35 @@ fn required_url(name: &str, backend: &str, effective: &CacheConfig) -> Result<St
         .ok_or_else(|| key_problem(name, "url", format!("a {backend} cache needs `url`")))
 }
 
+/// The signing keys of cache `name` (the memory backend keeps typed values: nothing to sign).
+fn signing_keys(name: &str, effective: &CacheConfig) -> Result<Option<SigningKeys>, Error> {
+    let backend = effective.backend.unwrap_or(BackendKind::Memory);
+    let Some(key) = effective
+        .signing_key
+        .as_ref()
+        .filter(|_| BYTE_STORING.contains(&backend))
+    else {
+        return Ok(None);
+    };
+    let fallbacks: Vec<&str> = effective
+        .signing_key_fallbacks
+        .iter()
+        .flatten()
+        .map(Secret::expose)
+        .collect();
+    SigningKeys::new(key.expose(), &fallbacks).map(Some).map_err(|short| {
+        let setting = if short.index == 0 {
+            "signing_key"
+        } else {
+            "signing_key_fallbacks"
+        };
+        Error::Invalid(Problems(vec![Problem::new(
+            format!("cache `{name}`, key `{setting}`"),
+            short.to_string(),
+        )]))
+    })
+}
+
 /// Builds the cache `name` from its effective settings.
 pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> {
     let settings = CacheSettings {
@@ -218,6 +298,7 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
         ttl: effective.ttl.filter(|ttl| !ttl.is_zero()),
         on_error: effective.on_error.unwrap_or(OnError::Bypass),
         encoders: effective.encoders.clone(),
+        signing: signing_keys(name, effective)?,
     };
     let backend = match effective.backend.unwrap_or(BackendKind::Memory) {
         BackendKind::Memory => Backend::Memory(MemoryStore::new(&MemoryLimits {

@@ -9,6 +9,36 @@ use cachex_core::redact::SecretUrl;
 use cachex_core::OnError;
 use serde::{Deserialize, Serialize};
 
+/// A secret setting (a signing key): its text never appears in `Debug` output, errors or logs.
+///
+/// ```
+/// use cachex_config::Secret;
+/// let key = Secret::new("0123456789abcdef0123456789abcdef");
+/// assert_eq!(format!("{key:?}"), "<redacted>");
+/// assert_eq!(key.expose().len(), 32);
+/// ```
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
+    /// The secret itself, for the code that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// The storage engine of a cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -139,6 +169,12 @@ pub struct CacheConfig {
     /// Argument type name (`std::any::type_name`, or as written) → encoder name.
     #[serde(default)]
     pub encoders: BTreeMap<String, String>,
+    /// Signs every stored value (byte-storing backends): at least 32 bytes, normally from
+    /// `CACHEX_DEFAULTS__SIGNING_KEY`. Values that do not verify are misses.
+    pub signing_key: Option<Secret>,
+    /// Keys still accepted on reads during a rotation (entries are then re-signed with
+    /// `signing_key`).
+    pub signing_key_fallbacks: Option<Vec<Secret>>,
 }
 
 impl CacheConfig {
@@ -213,6 +249,13 @@ impl CacheConfig {
         self
     }
 
+    /// Signs stored values with `key`, accepting `fallbacks` on reads during a rotation.
+    pub fn signing_key(mut self, key: &str, fallbacks: &[&str]) -> Self {
+        self.signing_key = Some(Secret::new(key));
+        self.signing_key_fallbacks = Some(fallbacks.iter().map(|key| Secret::new(*key)).collect());
+        self
+    }
+
     /// Encodes arguments of type `type_name` with the encoder `encoder`.
     pub fn encoder(mut self, type_name: &str, encoder: &str) -> Self {
         self.encoders.insert(type_name.to_owned(), encoder.to_owned());
@@ -238,6 +281,11 @@ impl CacheConfig {
             database: self.database.clone().or_else(|| defaults.database.clone()),
             collection: self.collection.clone(),
             encoders,
+            signing_key: self.signing_key.clone().or_else(|| defaults.signing_key.clone()),
+            signing_key_fallbacks: self
+                .signing_key_fallbacks
+                .clone()
+                .or_else(|| defaults.signing_key_fallbacks.clone()),
         }
     }
 }

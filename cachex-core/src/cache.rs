@@ -2,13 +2,14 @@
 //! and [`CacheHandle`], the public handle for direct get/set, invalidation and statistics.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::envelope::{self, DecodeError};
+use crate::envelope::{self, DecodeError, SigningKeys, Verified};
 use crate::error::{BoxError, Error};
 use crate::flight::Flights;
 use crate::key::{CallKey, Seed};
@@ -50,6 +51,8 @@ pub struct CacheSettings {
     pub on_error: OnError,
     /// Argument type name → encoder name.
     pub encoders: BTreeMap<String, String>,
+    /// The keys that sign and verify stored values (byte-storing backends; `None` = unsigned).
+    pub signing: Option<SigningKeys>,
 }
 
 impl CacheSettings {
@@ -66,6 +69,7 @@ impl CacheSettings {
             ttl: None,
             on_error: OnError::Bypass,
             encoders: BTreeMap::new(),
+            signing: None,
         }
     }
 }
@@ -112,12 +116,21 @@ pub struct Cache {
     backend: Backend,
     counters: Counters,
     pub(crate) flights: Flights,
+    /// Whether a value that failed verification was logged at `warn` already (once a cache).
+    unverified_logged: AtomicBool,
 }
 
 enum Found<V> {
     Hit(V),
     Miss,
     Corrupt(DecodeError),
+}
+
+/// A value read from a byte-storing backend, and the same entry re-signed with the current
+/// key when it verified with a fallback: the reader writes that back.
+struct Opened<V> {
+    value: Option<V>,
+    resigned: Option<(Vec<u8>, Option<Duration>)>,
 }
 
 impl Cache {
@@ -129,6 +142,7 @@ impl Cache {
             backend,
             counters: Counters::default(),
             flights: Flights::default(),
+            unverified_logged: AtomicBool::new(false),
         }
     }
 
@@ -161,21 +175,62 @@ impl Cache {
         error
     }
 
-    fn decoded<V: CacheValue>(
+    /// Verifies (when the cache signs its values) and decodes the bytes read under
+    /// `storage_key`; `counted` = the read counts as a hit or a miss.
+    fn open<V: CacheValue>(
         &self,
         key: &CallKey<'_>,
+        storage_key: &str,
         bytes: Option<Vec<u8>>,
         started: Option<Instant>,
         counted: bool,
-    ) -> Option<V> {
+    ) -> Opened<V> {
+        let mut resigned = None;
         let found = match bytes {
             None => Found::Miss,
-            Some(bytes) => match envelope::decode_owned::<V>(bytes) {
-                Ok(value) => Found::Hit(value),
-                Err(DecodeError::Expired) => Found::Miss,
+            Some(bytes) => match self.verify(storage_key, bytes, &mut resigned) {
                 Err(e) => Found::Corrupt(e),
+                Ok(bytes) => match envelope::decode_owned::<V>(bytes) {
+                    Ok(value) => Found::Hit(value),
+                    Err(DecodeError::Expired) => Found::Miss,
+                    Err(e) => Found::Corrupt(e),
+                },
             },
         };
+        let value = self.count(key, found, started, counted);
+        Opened {
+            resigned: resigned.filter(|_| value.is_some()),
+            value,
+        }
+    }
+
+    /// The bytes, if they verify with the cache's keys (or it signs nothing); an entry signed
+    /// with a fallback key is re-signed with the current one into `resigned`, with the time it
+    /// has left.
+    fn verify(
+        &self,
+        storage_key: &str,
+        bytes: Vec<u8>,
+        resigned: &mut Option<(Vec<u8>, Option<Duration>)>,
+    ) -> Result<Vec<u8>, DecodeError> {
+        let Some(keys) = &self.settings.signing else {
+            return Ok(bytes);
+        };
+        match keys.verify(storage_key, &bytes) {
+            Ok(Verified::Current) => Ok(bytes),
+            Ok(Verified::Fallback) => {
+                if let Some(expiry) = envelope::read_expiry(&bytes) {
+                    let mut again = bytes.clone();
+                    keys.sign(storage_key, &mut again);
+                    *resigned = Some((again, expiry.remaining()));
+                }
+                Ok(bytes)
+            }
+            Err(reason) => Err(reason),
+        }
+    }
+
+    fn count<V>(&self, key: &CallKey<'_>, found: Found<V>, started: Option<Instant>, counted: bool) -> Option<V> {
         let latency_us = started.map_or(0, |started| started.elapsed().as_micros() as u64);
         if !counted {
             return match found {
@@ -192,6 +247,17 @@ impl Cache {
             Found::Miss => {
                 self.counters.miss();
                 tracing::trace!(cache = %self.settings.name, key = %short(key), latency_us, "cachex miss");
+                None
+            }
+            Found::Corrupt(reason @ (DecodeError::Unsigned | DecodeError::BadSignature)) => {
+                self.counters.miss();
+                self.counters.error();
+                // A forger can write many: one warning a cache, the rest at debug level.
+                if self.unverified_logged.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(cache = %self.settings.name, key = %short(key), %reason, "cachex stored value does not verify, recomputing");
+                } else {
+                    tracing::warn!(cache = %self.settings.name, key = %short(key), %reason, "cachex stored value does not verify (forged, unsigned, signed with another key or moved from another entry), recomputing; later ones are logged at debug level");
+                }
                 None
             }
             Found::Corrupt(reason) => {
@@ -226,10 +292,15 @@ impl Cache {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { blocking, .. } => {
                 let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
-                let bytes = blocking
-                    .get(&self.storage_key(key))
-                    .map_err(|e| self.backend_error(e))?;
-                Ok(self.decoded(key, bytes, started, counted))
+                let storage_key = self.storage_key(key);
+                let bytes = blocking.get(&storage_key).map_err(|e| self.backend_error(e))?;
+                let opened = self.open(key, &storage_key, bytes, started, counted);
+                if let Some((bytes, ttl)) = opened.resigned {
+                    if let Err(e) = blocking.set(&storage_key, &bytes, ttl) {
+                        self.backend_error(e);
+                    }
+                }
+                Ok(opened.value)
             }
         }
     }
@@ -254,23 +325,32 @@ impl Cache {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { nonblocking, .. } => {
                 let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
-                let bytes = nonblocking
-                    .get(&self.storage_key(key))
-                    .await
-                    .map_err(|e| self.backend_error(e))?;
-                Ok(self.decoded(key, bytes, started, counted))
+                let storage_key = self.storage_key(key);
+                let bytes = nonblocking.get(&storage_key).await.map_err(|e| self.backend_error(e))?;
+                let opened = self.open(key, &storage_key, bytes, started, counted);
+                if let Some((bytes, ttl)) = opened.resigned {
+                    if let Err(e) = nonblocking.set(&storage_key, &bytes, ttl).await {
+                        self.backend_error(e);
+                    }
+                }
+                Ok(opened.value)
             }
         }
     }
 
-    fn encode<V: CacheValue>(&self, value: &V) -> Result<Vec<u8>, Error> {
-        envelope::encode(value, self.settings.ttl).map_err(|e| {
+    /// The envelope of `value` to store under `storage_key`, signed when the cache signs.
+    fn encode<V: CacheValue>(&self, storage_key: &str, value: &V) -> Result<Vec<u8>, Error> {
+        let mut bytes = envelope::encode(value, self.settings.ttl).map_err(|e| {
             self.counters.error();
             Error::Encode {
                 cache: self.settings.name.clone(),
                 message: e.to_string(),
             }
-        })
+        })?;
+        if let Some(keys) = &self.settings.signing {
+            keys.sign(storage_key, &mut bytes);
+        }
+        Ok(bytes)
     }
 
     fn stored(&self, key: &CallKey<'_>) {
@@ -283,9 +363,10 @@ impl Cache {
         match &self.backend {
             Backend::Memory(store) => store.insert(key.local(), value.clone()),
             Backend::Bytes { blocking, .. } => {
-                let bytes = self.encode(value)?;
+                let storage_key = self.storage_key(key);
+                let bytes = self.encode(&storage_key, value)?;
                 blocking
-                    .set(&self.storage_key(key), &bytes, self.settings.ttl)
+                    .set(&storage_key, &bytes, self.settings.ttl)
                     .map_err(|e| self.backend_error(e))?;
             }
         }
@@ -298,9 +379,10 @@ impl Cache {
         match &self.backend {
             Backend::Memory(store) => store.insert(key.local(), value.clone()),
             Backend::Bytes { nonblocking, .. } => {
-                let bytes = self.encode(value)?;
+                let storage_key = self.storage_key(key);
+                let bytes = self.encode(&storage_key, value)?;
                 nonblocking
-                    .set(&self.storage_key(key), &bytes, self.settings.ttl)
+                    .set(&storage_key, &bytes, self.settings.ttl)
                     .await
                     .map_err(|e| self.backend_error(e))?;
             }

@@ -8,6 +8,7 @@
 pub mod memcached_server;
 pub mod mongo_server;
 pub mod redis_server;
+pub mod signing;
 
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};

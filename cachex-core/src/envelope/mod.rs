@@ -124,8 +124,7 @@ impl Expiry {
 
     /// How long the entry is still stored from now: `None` = forever, zero = expired.
     pub fn remaining(&self) -> Option<Duration> {
-        (self.stored_until != 0)
-            .then(|| Duration::from_millis(self.stored_until.saturating_sub(now_millis())))
+        (self.stored_until != 0).then(|| Duration::from_millis(self.stored_until.saturating_sub(now_millis())))
     }
 }
 
@@ -135,10 +134,7 @@ fn millis(duration: Duration) -> u64 {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(millis)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
 }
 
 /// Encodes `value` in an envelope that expires after `ttl` (`None` = never).
@@ -396,7 +392,10 @@ mod tests {
         assert_eq!(fingerprint::<deploy_a::Comment>(), fingerprint::<same_as_a::Comment>());
         // Same names, other shapes.
         assert_ne!(fingerprint::<deploy_a::User>(), fingerprint::<swapped_fields::User>());
-        assert_ne!(fingerprint::<deploy_a::User>(), fingerprint::<reordered_nested_variants::User>());
+        assert_ne!(
+            fingerprint::<deploy_a::User>(),
+            fingerprint::<reordered_nested_variants::User>()
+        );
         assert_ne!(fingerprint::<deploy_a::Balance>(), fingerprint::<unsigned::Balance>());
         assert_ne!(fingerprint::<u32>(), fingerprint::<u64>());
     }
@@ -488,9 +487,18 @@ mod tests {
         for padding in [0usize, 1024, 9 << 20] {
             let mut payload = payload.clone();
             payload.resize(payload.len() + padding, b'x');
-            assert!(matches!(decode::<Vec<u8>>(&envelope_of::<Vec<u8>>(&payload)), Err(DecodeError::Payload(_))));
-            assert!(matches!(decode::<String>(&envelope_of::<String>(&payload)), Err(DecodeError::Payload(_))));
-            assert!(matches!(decode::<Vec<u64>>(&envelope_of::<Vec<u64>>(&payload)), Err(DecodeError::Payload(_))));
+            assert!(matches!(
+                decode::<Vec<u8>>(&envelope_of::<Vec<u8>>(&payload)),
+                Err(DecodeError::Payload(_))
+            ));
+            assert!(matches!(
+                decode::<String>(&envelope_of::<String>(&payload)),
+                Err(DecodeError::Payload(_))
+            ));
+            assert!(matches!(
+                decode::<Vec<u64>>(&envelope_of::<Vec<u64>>(&payload)),
+                Err(DecodeError::Payload(_))
+            ));
         }
     }
 

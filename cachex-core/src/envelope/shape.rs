@@ -74,7 +74,12 @@ pub fn fingerprint<T: DeserializeOwned + 'static>() -> Fingerprint {
 fn shared<T: DeserializeOwned + 'static>() -> Fingerprint {
     static TRACED: Mutex<Option<HashMap<TypeId, Fingerprint>>> = Mutex::new(None);
     let id = TypeId::of::<T>();
-    if let Some(&fingerprint) = TRACED.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).get(&id) {
+    if let Some(&fingerprint) = TRACED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .get(&id)
+    {
         return fingerprint;
     }
     // Traced outside the lock: a Deserialize impl may itself ask for a fingerprint.

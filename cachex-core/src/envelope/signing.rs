@@ -102,7 +102,11 @@ impl SigningKeys {
         if mac(&self.current, storage_key, envelope) == stored {
             return Ok(Verified::Current);
         }
-        if self.fallbacks.iter().any(|key| mac(key, storage_key, envelope) == stored) {
+        if self
+            .fallbacks
+            .iter()
+            .any(|key| mac(key, storage_key, envelope) == stored)
+        {
             return Ok(Verified::Fallback);
         }
         Err(DecodeError::BadSignature)
