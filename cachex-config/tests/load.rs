@@ -238,3 +238,66 @@ fn the_builder_makes_the_same_configuration_as_a_file() {
         Ok(())
     });
 }
+
+#[test]
+fn signing_keys_are_checked_inherited_and_never_shown() {
+    const KEY: &str = "an operator's signing key of 32+ bytes, from the env";
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            r#"
+            [caches.sessions]
+            backend = "file"
+            path = "target/sessions"
+
+            [caches.reports]
+            backend = "file"
+            path = "target/reports"
+            signing_key = "too short"
+            signing_key_fallbacks = ["also short"]
+
+            [caches.fib]
+            backend = "memory"
+            signing_key = "a memory cache keeps typed values; nothing to sign"
+            "#,
+        )?;
+        jail.set_env("CACHEX_DEFAULTS__SIGNING_KEY", KEY);
+        let loaded = load().expect("loads");
+        let sessions = loaded.config.effective("sessions").unwrap();
+        assert_eq!(
+            sessions.signing_key.as_ref().map(|k| k.expose()),
+            Some(KEY),
+            "inherited"
+        );
+        assert!(!format!("{loaded:?}").contains(KEY), "a key in Debug output");
+        let message = problems(build_runtime(&loaded).map(|_| ()).unwrap_err());
+        assert!(
+            message.contains("cache `reports`, key `signing_key`") && message.contains("this one has 9"),
+            "{message}"
+        );
+        assert!(
+            message.contains("key `signing_key_fallbacks`") && message.contains("fallback 1"),
+            "{message}"
+        );
+        assert!(message.contains("cachex.toml"), "names the file: {message}");
+        assert!(
+            message.contains("cache `fib`, key `signing_key`")
+                && message.contains("does not apply to backend `memory`"),
+            "{message}"
+        );
+        for secret in [KEY, "too short", "also short"] {
+            assert!(!message.contains(secret), "a key in the error: {message}");
+        }
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.set_env("CACHEX_DEFAULTS__SIGNING_KEY", "short");
+        let message = problems(build_runtime(&load().expect("loads")).map(|_| ()).unwrap_err());
+        assert!(message.contains("[defaults], key `signing_key`"), "{message}");
+        assert!(
+            message.contains("CACHEX_DEFAULTS__SIGNING_KEY"),
+            "names the variable: {message}"
+        );
+        Ok(())
+    });
+}

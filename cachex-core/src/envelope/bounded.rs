@@ -6,10 +6,11 @@
 //! Lengths: a sequence's claimed length reaches serde's visitors as a size hint, which they
 //! use to pre-allocate, and strings are allocated at their claimed length before their bytes
 //! are read. [`decode`] wraps bincode's deserializer so that every nested value counts against
-//! [`MAX_DEPTH`], every size hint is capped by a budget of the payload's own length (shared by
-//! the whole value, so all hints together never exceed the bytes stored), and strings and
-//! byte buffers are read as borrowed slices (their length checked against the bytes present)
-//! and copied once.
+//! [`MAX_DEPTH`]; a sequence or map claiming more elements than the payload has bytes is
+//! refused (every element but a zero-sized one takes at least a byte); the size hints they
+//! pass on share a budget of the payload's length, so all of them together never announce
+//! more elements than the bytes stored; and strings and byte buffers are read as borrowed
+//! slices (their length checked against the bytes present) and copied once.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -25,6 +26,7 @@ pub const MAX_DEPTH: u32 = 128;
 pub(crate) fn decode<T: de::DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
     let limits = Limits {
         depth: Cell::new(0),
+        stored: payload.len(),
         budget: Cell::new(payload.len()),
     };
     bincode::serde::seed_decode_from_slice(
@@ -39,6 +41,8 @@ pub(crate) fn decode<T: de::DeserializeOwned>(payload: &[u8]) -> Result<(T, usiz
 
 struct Limits {
     depth: Cell<u32>,
+    /// The payload's length.
+    stored: usize,
     /// Elements that size hints may still announce.
     budget: Cell<usize>,
 }
@@ -53,10 +57,21 @@ impl Limits {
         Ok(Level(self))
     }
 
-    fn hint(&self, claimed: Option<usize>) -> Option<usize> {
-        let granted = claimed?.min(self.budget.get());
+    /// The size hint passed on for a length the bytes claim: refused past the payload's
+    /// length, capped by what is left of the budget.
+    fn claim<E: de::Error>(&self, claimed: Option<usize>) -> Result<Option<usize>, E> {
+        let Some(claimed) = claimed else {
+            return Ok(None);
+        };
+        if claimed > self.stored {
+            return Err(E::custom(format_args!(
+                "a length of {claimed} where {} bytes are stored",
+                self.stored
+            )));
+        }
+        let granted = claimed.min(self.budget.get());
         self.budget.set(self.budget.get() - granted);
-        Some(granted)
+        Ok(Some(granted))
     }
 }
 
@@ -92,19 +107,22 @@ struct Bounded<'a, D> {
 }
 
 impl<'a, D> Bounded<'a, D> {
-    fn wrap<V>(&self, visitor: V) -> Wrap<'a, V> {
+    /// `claims`: the visitor's sequence or map length comes from the bytes (a `Vec`, a map),
+    /// not from the type (a struct's fields, a tuple's arity).
+    fn wrap<V>(&self, visitor: V, claims: bool) -> Wrap<'a, V> {
         Wrap {
             inner: visitor,
             limits: self.limits,
+            claims,
         }
     }
 }
 
 macro_rules! forward {
-    ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {$(
+    ($claims:literal: $($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {$(
         fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
             let _level = self.limits.enter()?;
-            let visitor = self.wrap(visitor);
+            let visitor = self.wrap(visitor, $claims);
             self.inner.$method($($arg,)* visitor)
         }
     )*};
@@ -113,14 +131,15 @@ macro_rules! forward {
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
     type Error = D::Error;
 
+    forward! { true: deserialize_seq(), deserialize_map() }
+
     forward! {
-        deserialize_any(), deserialize_bool(), deserialize_i8(), deserialize_i16(), deserialize_i32(),
+        false: deserialize_any(), deserialize_bool(), deserialize_i8(), deserialize_i16(), deserialize_i32(),
         deserialize_i64(), deserialize_i128(), deserialize_u8(), deserialize_u16(), deserialize_u32(),
         deserialize_u64(), deserialize_u128(), deserialize_f32(), deserialize_f64(), deserialize_char(),
         deserialize_str(), deserialize_bytes(), deserialize_option(), deserialize_unit(),
         deserialize_unit_struct(name: &'static str), deserialize_newtype_struct(name: &'static str),
-        deserialize_seq(), deserialize_tuple(len: usize),
-        deserialize_tuple_struct(name: &'static str, len: usize), deserialize_map(),
+        deserialize_tuple(len: usize), deserialize_tuple_struct(name: &'static str, len: usize),
         deserialize_struct(name: &'static str, fields: &'static [&'static str]),
         deserialize_enum(name: &'static str, variants: &'static [&'static str]),
         deserialize_identifier(), deserialize_ignored_any(),
@@ -145,6 +164,17 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
 struct Wrap<'a, V> {
     inner: V,
     limits: &'a Limits,
+    claims: bool,
+}
+
+impl<V> Wrap<'_, V> {
+    fn hint<E: de::Error>(&self, hint: Option<usize>) -> Result<Option<usize>, E> {
+        if self.claims {
+            self.limits.claim(hint)
+        } else {
+            Ok(hint)
+        }
+    }
 }
 
 macro_rules! visit {
@@ -192,7 +222,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
-        let hint = self.limits.hint(seq.size_hint());
+        let hint = self.hint(seq.size_hint())?;
         self.inner.visit_seq(Access {
             inner: seq,
             limits: self.limits,
@@ -201,7 +231,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
-        let hint = self.limits.hint(map.size_hint());
+        let hint = self.hint(map.size_hint())?;
         self.inner.visit_map(Access {
             inner: map,
             limits: self.limits,
@@ -320,6 +350,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Access<'_, A> {
             Wrap {
                 inner: visitor,
                 limits: self.limits,
+                claims: false,
             },
         )
     }
@@ -335,6 +366,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Access<'_, A> {
             Wrap {
                 inner: visitor,
                 limits: self.limits,
+                claims: false,
             },
         )
     }
