@@ -11,7 +11,7 @@ use cachex_core::key::{KeyBuilder, Seed};
 use cachex_core::ArgEncoding;
 use criterion::{criterion_group, criterion_main, Criterion};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Query {
     user: u64,
     region: String,
@@ -62,6 +62,19 @@ fn micro(c: &mut Criterion) {
     });
     c.bench_function("envelope encode 1 KiB Vec<u8>", |b| {
         b.iter(|| cachex::envelope::encode(black_box(&value), None).unwrap())
+    });
+    // About 1 KiB of bincode: 24 records of a struct with a 40-byte string.
+    let records: Vec<Query> = (0..24)
+        .map(|i| Query {
+            user: i,
+            region: format!("{i:0>40}"),
+            page: i as u32,
+            exact: i % 2 == 0,
+        })
+        .collect();
+    let bytes = cachex::envelope::encode(&records, None).unwrap();
+    c.bench_function("envelope decode 1 KiB of 24 structs", |b| {
+        b.iter(|| cachex::envelope::decode::<Vec<Query>>(black_box(&bytes)).unwrap())
     });
     let key = cachex_core::Key([3; 32]);
     c.bench_function("key to hex", |b| b.iter(|| black_box(&key).to_hex()));

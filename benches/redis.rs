@@ -1,5 +1,5 @@
 //! Redis throughput with 50 concurrent tasks on one server: a cached 1 KiB hit through cachex
-//! next to the same GET through raw redis-rs on one multiplexed connection (and through a
+//! (unsigned, and with a `signing_key`) next to the same GET through raw redis-rs on one multiplexed connection (and through a
 //! deadpool-redis checkout per GET, the alternative the backend did not pick), then 1 MiB
 //! hits and the miss path (compute + SET).
 //!
@@ -19,6 +19,11 @@ const TASKS: u64 = 50;
 
 #[cachex::cached(name = "bench_redis")]
 async fn kib(id: u32) -> Vec<u8> {
+    vec![id as u8; 1024]
+}
+
+#[cachex::cached(name = "bench_redis_signed")]
+async fn kib_signed(id: u32) -> Vec<u8> {
     vec![id as u8; 1024]
 }
 
@@ -72,12 +77,19 @@ fn redis_hits(c: &mut Criterion) {
             cachex::CacheConfig::redis(&server.url()).timeout(Duration::from_secs(5)),
         )
         .cache(
+            "bench_redis_signed",
+            cachex::CacheConfig::redis(&server.url())
+                .timeout(Duration::from_secs(5))
+                .signing_key("a bench signing key of at least 32 bytes", &[]),
+        )
+        .cache(
             "bench_redis_miss",
             cachex::CacheConfig::redis(&server.url()).timeout(Duration::from_secs(5)),
         );
     cachex::init_with(config).unwrap();
     runtime.block_on(async {
         kib(1).await;
+        kib_signed(1).await;
         mib(1).await;
     });
     let client = redis::Client::open(server.url()).unwrap();
@@ -102,6 +114,13 @@ fn redis_hits(c: &mut Criterion) {
         b.iter_custom(|iters| {
             concurrent(&runtime, iters, |_| async {
                 assert_eq!(kib(1).await.len(), 1024);
+            })
+        })
+    });
+    group.bench_function("cachex #[cached] async hit, signed", |b| {
+        b.iter_custom(|iters| {
+            concurrent(&runtime, iters, |_| async {
+                assert_eq!(kib_signed(1).await.len(), 1024);
             })
         })
     });
