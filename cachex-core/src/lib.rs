@@ -38,7 +38,7 @@ mod stats;
 mod storage;
 mod varint;
 
-pub use cache::{Backend, Cache, CacheHandle, CacheSettings, CacheValue, OnError};
+pub use cache::{Backend, Cache, CacheHandle, CacheSettings, CacheValue, OnError, DEFAULT_LOCK_TIMEOUT};
 pub use error::{BoxError, Error, Problem, Problems};
 #[cfg(feature = "file")]
 pub use file::FileStore;
