@@ -61,7 +61,7 @@ impl MongoOptions {
 impl std::fmt::Debug for MongoOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MongoOptions")
-            .field("url", &crate::redact::redact(&self.url))
+            .field("url", &crate::redact::redact_url(&self.url))
             .field("database", &self.database)
             .field("collection", &self.collection)
             .field("timeout", &self.timeout)
@@ -93,6 +93,7 @@ type Deployments = Vec<((String, Duration), Arc<Clients>)>;
 static DEPLOYMENTS: Mutex<Deployments> = Mutex::new(Vec::new());
 
 fn clients(url: &str, timeout: Duration) -> Result<Arc<Clients>, BoxError> {
+    crate::redact::remember(url);
     let mut deployments = DEPLOYMENTS.lock().unwrap_or_else(PoisonError::into_inner);
     let key = (url.to_owned(), timeout);
     if let Some((_, clients)) = deployments.iter().find(|(k, _)| *k == key) {

@@ -56,7 +56,7 @@ impl RedisOptions {
 impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisOptions")
-            .field("url", &crate::redact::redact(&self.url))
+            .field("url", &crate::redact::redact_url(&self.url))
             .field("timeout", &self.timeout)
             .field("tls_root_cert", &self.tls_root_cert.as_ref().map(|c| c.len()))
             .finish()
@@ -347,6 +347,7 @@ impl RedisStore {
     /// A store for the cache whose prefix is `prefix`. Nothing connects yet: the first
     /// operation does, and a deployment that is down then is an error of that operation.
     pub fn new(options: &RedisOptions, prefix: &str) -> Result<Self, BoxError> {
+        crate::redact::remember(&options.url);
         let mut deployments = DEPLOYMENTS.lock().unwrap_or_else(PoisonError::into_inner);
         let conns = match deployments.iter().find(|(o, _)| o == options) {
             Some((_, conns)) => Arc::clone(conns),
