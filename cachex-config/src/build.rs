@@ -426,10 +426,9 @@ fn build_cache_in(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> 
         #[cfg(feature = "file")]
         BackendKind::File => {
             let path = effective.path.clone().unwrap_or_default();
-            Backend::bytes(
-                "file",
-                cachex_core::FileStore::new(&path, &settings.prefix, effective.max_bytes),
-            )
+            let store = cachex_core::FileStore::open(&path, &settings.prefix, effective.max_bytes)
+                .map_err(|e| key_problem(name, "path", origins, e.to_string()))?;
+            Backend::bytes("file", store)
         }
         #[cfg(feature = "redis")]
         BackendKind::Redis => {
