@@ -176,3 +176,49 @@ impl<T> AsyncSingleton<T> {
 
 /// The key of a singleton call without arguments.
 pub const NO_ARGUMENTS: Key = Key([0; 32]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells<C>(per_key: &PerKey<C>) -> usize {
+        per_key.0.lock().unwrap().as_ref().map_or(0, HashMap::len)
+    }
+
+    fn key(n: u8) -> Option<Key> {
+        Some(Key([n; 32]))
+    }
+
+    #[test]
+    fn failed_and_panicking_builds_leave_nothing_behind() {
+        let single: Singleton<u8> = Singleton::new();
+        for n in 0..100 {
+            assert_eq!(single.get_or_try_init(key(n), || Err::<u8, _>("down")), Err("down"));
+            assert!(single.get(Key([n; 32])).is_none());
+        }
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            single.get_or_try_init(key(200), || -> Result<u8, ()> { panic!("builder bug") })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(cells(&single.cells), 0, "no cell kept for failed arguments");
+        assert_eq!(*single.get_or_try_init(key(1), || Ok::<_, ()>(7)).unwrap(), 7);
+        assert_eq!(cells(&single.cells), 1);
+    }
+
+    #[test]
+    fn failed_async_builds_leave_nothing_behind() {
+        let single: AsyncSingleton<u8> = AsyncSingleton::new();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            for n in 0..100 {
+                let built = single.get_or_try_init(key(n), || async { Err::<u8, _>("down") }).await;
+                assert_eq!(built, Err("down"));
+                assert!(single.get(Key([n; 32])).is_none());
+            }
+            assert_eq!(cells(&single.cells), 0, "no cell kept for failed arguments");
+            let built = single.get_or_try_init(key(1), || async { Ok::<_, ()>(7) }).await;
+            assert_eq!(*built.unwrap(), 7);
+            assert_eq!(cells(&single.cells), 1);
+        });
+    }
+}
