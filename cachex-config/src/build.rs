@@ -162,9 +162,19 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// Reports a problem at `path`, naming where the value came from: the key itself, else
+    /// the same key in `[defaults]`, else the `backend` setting that requires the key.
     fn report(&mut self, path: &[&str], message: String) {
         let problem = Problem::new(subject(path), message);
-        self.problems.push(match self.loaded.origin(path) {
+        let (base, key) = path.split_at(path.len().saturating_sub(1));
+        let sibling = |key: &'static str| -> Vec<&str> { base.iter().copied().chain([key]).collect() };
+        let origin = self
+            .loaded
+            .origin(path)
+            .or_else(|| key.first().and_then(|key| self.loaded.origin(&["defaults", key])))
+            .or_else(|| self.loaded.origin(&sibling("backend")))
+            .or_else(|| self.loaded.origin(&["defaults", "backend"]));
+        self.problems.push(match origin {
             Some(origin) => problem.origin(origin),
             None => problem,
         });
