@@ -1,8 +1,11 @@
 //! Checking a loaded configuration and building the caches it describes.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
 use cachex_core::{
     check_cache_name, Backend, Cache, CacheSettings, Error, MemoryLimits, MemoryStore, OnError, Problem, Problems,
-    Runtime,
+    Runtime, DEFAULT_LOCK_TIMEOUT,
 };
 
 use cachex_core::envelope::{SigningKeys, MIN_SIGNING_KEY_BYTES};
@@ -16,6 +19,117 @@ const BYTE_STORING: &[BackendKind] = &[
     BackendKind::Mongodb,
     BackendKind::Memcached,
 ];
+
+/// The accepted range of `timeout`: 1 ms to 10 min.
+pub const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(600));
+/// The accepted range of `lock_timeout`: 1 ms to 1 h.
+pub const LOCK_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(3600));
+/// The longest accepted `ttl`: 100 years (`"0s"` means no expiry).
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn show(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+/// What is wrong with a duration `key` set to `value`, if anything.
+fn duration_problem(key: &str, value: Duration) -> Option<String> {
+    let (min, max) = match key {
+        "timeout" => TIMEOUT_RANGE,
+        "lock_timeout" => LOCK_TIMEOUT_RANGE,
+        _ => (Duration::ZERO, MAX_TTL),
+    };
+    (value < min || value > max).then(|| {
+        let accepted = if key == "ttl" {
+            format!("from 0s (no expiry) to {}", show(max))
+        } else {
+            format!("from {} to {}", show(min), show(max))
+        };
+        format!("`{}` is out of range; accepted: {accepted}", show(value))
+    })
+}
+
+/// The URL schemes each remote backend reads.
+fn schemes(backend: BackendKind) -> &'static [&'static str] {
+    match backend {
+        BackendKind::Redis => &[
+            "redis",
+            "rediss",
+            "redis+unix",
+            "unix",
+            "redis-cluster",
+            "rediss-cluster",
+        ],
+        BackendKind::Mongodb => &["mongodb", "mongodb+srv"],
+        BackendKind::Memcached => &["memcached", "memcache"],
+        BackendKind::Memory | BackendKind::File => &[],
+    }
+}
+
+/// What is wrong with `url` for `backend`, in the user's terms (never quoting a password):
+/// the scheme, a missing host, a port that is not a number.
+fn url_problem(url: &str, backend: BackendKind) -> Option<String> {
+    let accepted = schemes(backend);
+    let list = || {
+        accepted
+            .iter()
+            .map(|s| format!("{s}://"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Some(format!(
+            "not a URL (no `scheme://`); a {} URL starts with one of: {}",
+            backend.name(),
+            list()
+        ));
+    };
+    if !accepted.contains(&scheme) {
+        return Some(format!(
+            "scheme `{scheme}://` is not read by the {} backend; accepted: {}",
+            backend.name(),
+            list()
+        ));
+    }
+    if matches!(scheme, "unix" | "redis+unix") {
+        let path = rest.split(['?', '#']).next().unwrap_or_default();
+        return path
+            .is_empty()
+            .then(|| "the socket path is missing (e.g. unix:///run/redis.sock)".to_owned());
+    }
+    // The userinfo ends at the last '@' (a password may hold any character); the hosts end at
+    // the first '/' or '?' after it.
+    let after_user = rest.rfind('@').map_or(rest, |at| &rest[at + 1..]);
+    let hosts = after_user.split(['/', '?']).next().unwrap_or_default();
+    if hosts.is_empty() {
+        return Some("the host is missing (e.g. 127.0.0.1:6379)".to_owned());
+    }
+    for host in hosts.split(',') {
+        let (name, port) = match host.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((name, tail)) => (name, tail.strip_prefix(':')),
+                None => return Some(format!("host `{host}`: an IPv6 address needs a closing `]`")),
+            },
+            None => match host.rsplit_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (host, None),
+            },
+        };
+        if name.is_empty() {
+            return Some(format!("host `{host}` has no name before its port"));
+        }
+        if let Some(port) = port {
+            if scheme == "mongodb+srv" {
+                return Some("a mongodb+srv:// URL names a DNS record and takes no port".to_owned());
+            }
+            match port.parse::<u32>() {
+                Err(_) => return Some(format!("port `{port}` is not a number (accepted: 1 to 65535)")),
+                Ok(0) | Ok(65536..) => return Some(format!("port `{port}` is out of range (accepted: 1 to 65535)")),
+                Ok(_) => {}
+            }
+        }
+    }
+    None
+}
 
 /// Keys that only some backends read; any other backend rejects them.
 const BACKEND_KEYS: [(&str, &[BackendKind]); 11] = [
@@ -61,12 +175,55 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// Reports a problem at `path`, naming where the value came from: the key itself, else
+    /// the same key in `[defaults]`, else the `backend` setting that requires the key.
     fn report(&mut self, path: &[&str], message: String) {
         let problem = Problem::new(subject(path), message);
-        self.problems.push(match self.loaded.origin(path) {
+        let (base, key) = path.split_at(path.len().saturating_sub(1));
+        let sibling = |key: &'static str| -> Vec<&str> { base.iter().copied().chain([key]).collect() };
+        let origin = self
+            .loaded
+            .origin(path)
+            .or_else(|| key.first().and_then(|key| self.loaded.origin(&["defaults", key])))
+            .or_else(|| self.loaded.origin(&sibling("backend")))
+            .or_else(|| self.loaded.origin(&["defaults", "backend"]));
+        self.problems.push(match origin {
             Some(origin) => problem.origin(origin),
             None => problem,
         });
+    }
+
+    /// Checks the values set in one section (`[defaults]` or a cache) against their ranges.
+    fn ranges(&mut self, base: &[&str], own: &CacheConfig) {
+        let at = |key: &'static str| -> Vec<&str> {
+            let mut path = base.to_vec();
+            path.push(key);
+            path
+        };
+        let durations = [
+            ("ttl", own.ttl),
+            ("timeout", own.timeout),
+            ("lock_timeout", own.lock_timeout),
+        ];
+        for (key, value) in durations {
+            if let Some(message) = value.and_then(|value| duration_problem(key, value)) {
+                self.report(&at(key), message);
+            }
+        }
+        let sizes = [
+            ("max_entries", own.max_entries, "leave it out for the default"),
+            ("max_bytes", own.max_bytes, "leave it out for no byte bound"),
+            (
+                "max_item_bytes",
+                own.max_item_bytes,
+                "leave it out for memcached's default of 1 MiB",
+            ),
+        ];
+        for (key, value, hint) in sizes {
+            if value == Some(0) {
+                self.report(&at(key), format!("`0` is out of range: must be at least 1 ({hint})"));
+            }
+        }
     }
 
     fn cache(&mut self, name: &str, own: &CacheConfig, effective: &CacheConfig) {
@@ -137,17 +294,16 @@ impl Checker<'_> {
                 );
             }
         }
-        if effective.max_entries == Some(0) {
-            self.report(
-                &at("max_entries"),
-                "must be at least 1 (leave it out for the default)".into(),
-            );
-        }
-        if effective.max_bytes == Some(0) {
-            self.report(
-                &at("max_bytes"),
-                "must be at least 1 (leave it out for no byte bound)".into(),
-            );
+        if let Some(url) = &effective.url {
+            if let Some(message) = url_problem(url.expose(), backend).filter(|_| !schemes(backend).is_empty()) {
+                // Where the URL was set: this section, else the defaults it inherits.
+                let path = if own.url.is_some() {
+                    at("url")
+                } else {
+                    vec!["defaults", "url"]
+                };
+                self.report(&path, message);
+            }
         }
         if let Some(prefix) = &own.prefix {
             if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -227,7 +383,9 @@ pub fn check(loaded: &Loaded) -> Result<(), Error> {
         );
     }
     checker.signing_keys(&["defaults"], &config.defaults);
+    checker.ranges(&["defaults"], &config.defaults);
     for (name, own) in &config.caches {
+        checker.ranges(&["caches", name], own);
         checker.cache(name, own, &own.over(&config.defaults));
         checker.signing_keys(&["caches", name], own);
     }
@@ -235,6 +393,8 @@ pub fn check(loaded: &Loaded) -> Result<(), Error> {
         // With no cache declared, the defaults alone serve every bound name.
         checker.settings(&["defaults"], &config.defaults, &config.defaults);
     }
+    let mut seen = std::collections::HashSet::new();
+    checker.problems.retain(|problem| seen.insert(problem.to_string()));
     if checker.problems.is_empty() {
         Ok(())
     } else {
@@ -242,27 +402,31 @@ pub fn check(loaded: &Loaded) -> Result<(), Error> {
     }
 }
 
-/// A problem with one key of cache `name`, as an error.
-#[cfg(any(feature = "redis", feature = "mongodb", feature = "memcached"))]
-fn key_problem(name: &str, key: &str, message: String) -> Error {
-    Error::Invalid(Problems(vec![Problem::new(
-        format!("cache `{name}`, key `{key}`"),
-        message,
-    )]))
+/// Where the values of cache `name` came from, for problems of the build stage: a key of the
+/// cache's own section, else of `[defaults]`.
+type Origins<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A problem with one key of cache `name`, as an error naming where the value came from.
+fn key_problem(name: &str, key: &str, origins: Origins<'_>, message: String) -> Error {
+    let problem = Problem::new(format!("cache `{name}`, key `{key}`"), message);
+    Error::Invalid(Problems(vec![match origins(key) {
+        Some(origin) => problem.origin(origin),
+        None => problem,
+    }]))
 }
 
 /// The `url` a remote backend needs (checked before building, so missing is unlikely here).
 #[cfg(any(feature = "redis", feature = "mongodb"))]
-fn required_url(name: &str, backend: &str, effective: &CacheConfig) -> Result<String, Error> {
+fn required_url(name: &str, backend: &str, effective: &CacheConfig, origins: Origins<'_>) -> Result<String, Error> {
     effective
         .url
         .as_ref()
         .map(|url| url.expose().to_owned())
-        .ok_or_else(|| key_problem(name, "url", format!("a {backend} cache needs `url`")))
+        .ok_or_else(|| key_problem(name, "url", origins, format!("a {backend} cache needs `url`")))
 }
 
 /// The signing keys of cache `name` (the memory backend keeps typed values: nothing to sign).
-fn signing_keys(name: &str, effective: &CacheConfig) -> Result<Option<SigningKeys>, Error> {
+fn signing_keys(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> Result<Option<SigningKeys>, Error> {
     let backend = effective.backend.unwrap_or(BackendKind::Memory);
     let Some(key) = effective
         .signing_key
@@ -283,22 +447,63 @@ fn signing_keys(name: &str, effective: &CacheConfig) -> Result<Option<SigningKey
         } else {
             "signing_key_fallbacks"
         };
-        Error::Invalid(Problems(vec![Problem::new(
-            format!("cache `{name}`, key `{setting}`"),
-            short.to_string(),
-        )]))
+        key_problem(name, setting, origins, short.to_string())
     })
 }
 
-/// Builds the cache `name` from its effective settings.
+/// The text of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
+}
+
+/// Builds the cache `name` like [`build_cache`], with the build stage's problems naming where
+/// each value came from, and a panic of a third-party builder caught and reported as a problem.
+fn build_cache_from(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> Result<Cache, Error> {
+    match catch_unwind(AssertUnwindSafe(|| build_cache_in(name, effective, origins))) {
+        Ok(built) => built,
+        Err(panic) => {
+            let backend = effective.backend.unwrap_or(BackendKind::Memory).name();
+            let key = if effective.url.is_some() { "url" } else { "backend" };
+            Err(key_problem(
+                name,
+                key,
+                origins,
+                format!(
+                    "building the {backend} backend failed inside a client library ({}); \
+                     the cache's functions run uncached until the configuration is fixed",
+                    panic_text(&*panic)
+                ),
+            ))
+        }
+    }
+}
+
+/// Builds the cache `name` from its effective settings (a configuration made in code: problems
+/// have no file or variable to name). A panic of a client library is reported as a problem.
+///
+/// ```
+/// use cachex_config::CacheConfig;
+/// let cache = cachex_config::build_cache("fib", &CacheConfig::memory())?;
+/// assert_eq!(cache.settings().name, "fib");
+/// # Ok::<(), cachex_core::Error>(())
+/// ```
 pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> {
+    build_cache_from(name, effective, &|_| None)
+}
+
+fn build_cache_in(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> Result<Cache, Error> {
     let settings = CacheSettings {
         name: name.to_owned(),
         prefix: effective.prefix.clone().unwrap_or_else(|| format!("cachex:{name}")),
         ttl: effective.ttl.filter(|ttl| !ttl.is_zero()),
         on_error: effective.on_error.unwrap_or(OnError::Bypass),
         encoders: effective.encoders.clone(),
-        signing: signing_keys(name, effective)?,
+        signing: signing_keys(name, effective, origins)?,
+        lock_timeout: effective.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
     };
     let backend = match effective.backend.unwrap_or(BackendKind::Memory) {
         BackendKind::Memory => Backend::Memory(MemoryStore::new(&MemoryLimits {
@@ -309,53 +514,58 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
         #[cfg(feature = "file")]
         BackendKind::File => {
             let path = effective.path.clone().unwrap_or_default();
-            Backend::bytes(
-                "file",
-                cachex_core::FileStore::new(&path, &settings.prefix, effective.max_bytes),
-            )
+            let store = cachex_core::FileStore::open(&path, &settings.prefix, effective.max_bytes)
+                .map_err(|e| key_problem(name, "path", origins, e.to_string()))?;
+            Backend::bytes("file", store)
         }
         #[cfg(feature = "redis")]
         BackendKind::Redis => {
-            let tls_root_cert =
-                match &effective.tls_ca_file {
-                    Some(path) => Some(std::fs::read(path).map_err(|e| {
-                        key_problem(name, "tls_ca_file", format!("cannot read {}: {e}", path.display()))
-                    })?),
-                    None => None,
-                };
+            let tls_root_cert = match &effective.tls_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    key_problem(
+                        name,
+                        "tls_ca_file",
+                        origins,
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?),
+                None => None,
+            };
             let options = cachex_core::RedisOptions {
-                url: required_url(name, "redis", effective)?,
+                url: required_url(name, "redis", effective, origins)?,
                 timeout: effective.timeout.unwrap_or(cachex_core::REDIS_DEFAULT_TIMEOUT),
                 tls_root_cert,
             };
             let store = cachex_core::RedisStore::new(&options, &settings.prefix)
-                .map_err(|e| key_problem(name, "url", format!("not a usable redis URL: {e}")))?;
+                .map_err(|e| key_problem(name, "url", origins, format!("not a usable redis URL: {e}")))?;
             Backend::bytes("redis", store)
         }
         #[cfg(feature = "memcached")]
-        BackendKind::Memcached => memcached_backend(name, &settings.prefix, effective)?,
+        BackendKind::Memcached => memcached_backend(name, &settings.prefix, effective, origins)?,
         #[cfg(feature = "mongodb")]
         BackendKind::Mongodb => {
             let options = cachex_core::MongoOptions {
-                url: required_url(name, "mongodb", effective)?,
+                url: required_url(name, "mongodb", effective, origins)?,
                 database: effective.database.clone().unwrap_or_else(|| "cachex".to_owned()),
                 collection: effective.collection.clone().unwrap_or_else(|| name.to_owned()),
                 timeout: effective.timeout.unwrap_or(cachex_core::MONGODB_DEFAULT_TIMEOUT),
             };
             let store = cachex_core::MongoStore::new(&options, &settings.prefix)
-                .map_err(|e| key_problem(name, "url", format!("not a usable mongodb URL: {e}")))?;
+                .map_err(|e| key_problem(name, "url", origins, format!("not a usable mongodb URL: {e}")))?;
             Backend::bytes("mongodb", store)
         }
         #[allow(unreachable_patterns)] // every backend is compiled in with all features
         other => {
-            return Err(Error::Invalid(Problems(vec![Problem::new(
-                format!("cache `{name}`, key `backend`"),
+            return Err(key_problem(
+                name,
+                "backend",
+                origins,
                 format!(
                     "backend `{}` is not available in this build; available: {}",
                     other.name(),
                     available_backends()
                 ),
-            )])))
+            ))
         }
     };
     Ok(Cache::new(settings, backend))
@@ -364,7 +574,12 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
 /// The memcached backend of cache `name`: the clients registered in code, and for a side
 /// without one, the built-in adapter for `url` (when its feature is compiled in).
 #[cfg(feature = "memcached")]
-fn memcached_backend(name: &str, prefix: &str, effective: &CacheConfig) -> Result<Backend, Error> {
+fn memcached_backend(
+    name: &str,
+    prefix: &str,
+    effective: &CacheConfig,
+    origins: Origins<'_>,
+) -> Result<Backend, Error> {
     #[allow(unused_mut)]
     let mut clients = cachex_core::memcached_registered(name);
     #[allow(unused_variables)]
@@ -373,20 +588,22 @@ fn memcached_backend(name: &str, prefix: &str, effective: &CacheConfig) -> Resul
         #[cfg(feature = "memcache")]
         if clients.blocking.is_none() {
             let adapter = cachex_core::MemcacheAdapter::new(url.expose(), timeout)
-                .map_err(|e| key_problem(name, "url", format!("not a usable memcached URL: {e}")))?;
+                .map_err(|e| key_problem(name, "url", origins, format!("not a usable memcached URL: {e}")))?;
             clients.blocking = Some(std::sync::Arc::new(adapter));
         }
         #[cfg(feature = "async-memcached")]
         if clients.nonblocking.is_none() {
             let adapter = cachex_core::AsyncMemcachedAdapter::new(url.expose(), timeout)
-                .map_err(|e| key_problem(name, "url", format!("not a usable memcached URL: {e}")))?;
+                .map_err(|e| key_problem(name, "url", origins, format!("not a usable memcached URL: {e}")))?;
             clients.nonblocking = Some(std::sync::Arc::new(adapter));
         }
         let _ = url;
     }
     let max_item_bytes = effective.max_item_bytes.map(|n| n as usize);
-    let store = cachex_core::MemcachedStore::new(name, prefix, clients, max_item_bytes)
-        .map_err(|message| key_problem(name, if message.contains("prefix") { "prefix" } else { "url" }, message))?;
+    let store = cachex_core::MemcachedStore::new(name, prefix, clients, max_item_bytes).map_err(|message| {
+        let key = if message.contains("prefix") { "prefix" } else { "url" };
+        key_problem(name, key, origins, message)
+    })?;
     Ok(Backend::bytes("memcached", store))
 }
 
@@ -397,15 +614,23 @@ pub fn build_runtime(loaded: &Loaded) -> Result<Runtime, Error> {
     let config = &loaded.config;
     if config.caches.is_empty() {
         let defaults = config.defaults.clone();
+        let loaded = loaded.clone();
         return Ok(Runtime::new(
             Vec::new(),
-            Some(Box::new(move |name| build_cache(name, &defaults))),
+            Some(Box::new(move |name| {
+                build_cache_from(name, &defaults, &|key| loaded.origin(&["defaults", key]))
+            })),
         ));
     }
     let mut caches = Vec::with_capacity(config.caches.len());
     let mut problems = Vec::new();
     for (name, own) in &config.caches {
-        match build_cache(name, &own.over(&config.defaults)) {
+        let origins = |key: &str| {
+            loaded
+                .origin(&["caches", name, key])
+                .or_else(|| loaded.origin(&["defaults", key]))
+        };
+        match build_cache_from(name, &own.over(&config.defaults), &origins) {
             Ok(cache) => caches.push(cache),
             Err(Error::Invalid(Problems(found))) => problems.extend(found),
             Err(other) => problems.push(Problem::new(format!("cache `{name}`"), other.to_string())),

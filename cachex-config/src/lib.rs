@@ -15,7 +15,7 @@ mod build;
 mod load;
 mod model;
 
-pub use build::{available_backends, build_cache, build_runtime, check};
+pub use build::{available_backends, build_cache, build_runtime, check, LOCK_TIMEOUT_RANGE, MAX_TTL, TIMEOUT_RANGE};
 pub use load::{
     config_file, env_provider, from_figment, from_toml_str, load, load_file, subject, Loaded, CONFIG_ENV, DEFAULT_FILE,
     ENV_PREFIX,

@@ -155,9 +155,30 @@ pub fn subject(path: &[&str]) -> String {
     }
 }
 
+/// What kind of value a type error found, without the value.
+fn value_kind(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Seq => "a sequence",
+        Actual::Map => "a map",
+        _ => "another kind of value",
+    }
+}
+
 fn problem(error: &figment::Error) -> Problem {
     let path: Vec<&str> = error.path.iter().map(String::as_str).collect();
+    // A signing key is a secret: say what kind of value was found, never the value.
+    let secret = path.iter().any(|key| key.starts_with("signing_key"));
     let message = match &error.kind {
+        figment::error::Kind::InvalidType(actual, expected) if secret => {
+            format!("invalid type: found {}, expected {expected}", value_kind(actual))
+        }
+        _ if secret => "invalid value (not shown: it is a secret); accepted: a string of at least 32 bytes".into(),
         figment::error::Kind::UnknownField(field, expected) => format!(
             "unknown key `{field}`; accepted keys: {}",
             expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")

@@ -158,6 +158,10 @@ pub struct CacheConfig {
     /// Per-operation timeout of a remote backend.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// How long a call waits for another call computing the same key before it computes by
+    /// itself (default 30 s; from 1 ms to 1 h).
+    #[serde(default, with = "humantime_serde")]
+    pub lock_timeout: Option<Duration>,
     /// A PEM file of the root certificate to trust for `rediss://` (default: the built-in roots).
     pub tls_ca_file: Option<PathBuf>,
     /// The largest value a memcached server stores (its `-I`, default 1 MiB).
@@ -256,6 +260,19 @@ impl CacheConfig {
         self
     }
 
+    /// Sets how long a call waits for another call computing the same key (see
+    /// [`CacheConfig::lock_timeout`](CacheConfig#structfield.lock_timeout)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cachex_config::CacheConfig::memory().lock_timeout(Duration::from_secs(5));
+    /// assert_eq!(cache.lock_timeout, Some(Duration::from_secs(5)));
+    /// ```
+    pub fn lock_timeout(mut self, lock_timeout: Duration) -> Self {
+        self.lock_timeout = Some(lock_timeout);
+        self
+    }
+
     /// Encodes arguments of type `type_name` with the encoder `encoder`.
     pub fn encoder(mut self, type_name: &str, encoder: &str) -> Self {
         self.encoders.insert(type_name.to_owned(), encoder.to_owned());
@@ -276,6 +293,7 @@ impl CacheConfig {
             max_bytes: self.max_bytes.or(defaults.max_bytes),
             path: self.path.clone().or_else(|| defaults.path.clone()),
             timeout: self.timeout.or(defaults.timeout),
+            lock_timeout: self.lock_timeout.or(defaults.lock_timeout),
             tls_ca_file: self.tls_ca_file.clone().or_else(|| defaults.tls_ca_file.clone()),
             max_item_bytes: self.max_item_bytes.or(defaults.max_item_bytes),
             database: self.database.clone().or_else(|| defaults.database.clone()),

@@ -53,14 +53,23 @@ pub struct CacheSettings {
     pub encoders: BTreeMap<String, String>,
     /// The keys that sign and verify stored values (byte-storing backends; `None` = unsigned).
     pub signing: Option<SigningKeys>,
+    /// How long a call waits for another call computing the same key before it computes by
+    /// itself ([`DEFAULT_LOCK_TIMEOUT`] unless configured).
+    pub lock_timeout: Duration,
 }
 
+/// How long a call waits for a concurrent computation of its key when `lock_timeout` is not
+/// configured.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl CacheSettings {
-    /// Settings with the defaults: prefix `cachex:<name>`, no TTL, `bypass`, no encoders.
+    /// Settings with the defaults: prefix `cachex:<name>`, no TTL, `bypass`, no encoders, a
+    /// lock timeout of [`DEFAULT_LOCK_TIMEOUT`].
     ///
     /// ```
     /// let settings = cachex_core::CacheSettings::new("fib");
     /// assert_eq!(settings.prefix, "cachex:fib");
+    /// assert_eq!(settings.lock_timeout, cachex_core::DEFAULT_LOCK_TIMEOUT);
     /// ```
     pub fn new(name: &str) -> Self {
         CacheSettings {
@@ -70,6 +79,7 @@ impl CacheSettings {
             on_error: OnError::Bypass,
             encoders: BTreeMap::new(),
             signing: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
     }
 }

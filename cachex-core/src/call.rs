@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::cache::{Cache, OnError};
 use crate::error::Error;
-use crate::flight::Joined;
+use crate::flight::{Joined, Waited};
 use crate::key::{ArgEncoding, CallKey, KeyBuilder};
 use crate::output::Output;
 use crate::registry::Binding;
@@ -67,8 +67,9 @@ pub fn run<K, R: Output<K>>(
 }
 
 /// A miss: the first caller of the key computes and stores; concurrent callers wait for its
-/// value. A waiter whose leader produced nothing (an error, a panic) looks again, then competes
-/// to lead.
+/// value, at most the cache's `lock_timeout`, then compute by themselves. A waiter whose
+/// leader produced nothing (an error, a panic) looks again, then competes to lead. A call that
+/// re-enters a key its own thread is computing computes.
 #[inline(never)]
 fn compute_once<K, R: Output<K>>(
     cache: &Cache,
@@ -77,11 +78,13 @@ fn compute_once<K, R: Output<K>>(
     compute: impl FnOnce() -> R,
 ) -> R {
     loop {
-        let mut leader = match cache.flights.join(key.local()) {
+        let mut leader = match cache.flights.join_blocking(key.local()) {
             Joined::Leader(leader) => leader,
-            Joined::Waiter(waiter) => match waiter.wait::<R::Value>() {
-                Some(value) => return R::from_value(value),
-                None => match cache.lookup::<R::Value>(key, true) {
+            Joined::Reentered => return compute(),
+            Joined::Waiter(waiter) => match waiter.wait::<R::Value>(cache.settings.lock_timeout) {
+                Waited::Value(value) => return R::from_value(value),
+                Waited::TimedOut => return compute_alone(cache, key, fail, compute),
+                Waited::Nothing => match cache.lookup::<R::Value>(key, true) {
                     Ok(Some(value)) => return R::from_value(value),
                     Ok(None) => continue,
                     Err(error) => return failed(cache, error, fail).unwrap_or_else(compute),
@@ -103,6 +106,27 @@ fn compute_once<K, R: Output<K>>(
         }
         return result;
     }
+}
+
+/// A waiter whose leader did not finish within `lock_timeout`: computes and stores by itself.
+#[cold]
+fn compute_alone<K, R: Output<K>>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    fail: Option<fn(Error) -> R>,
+    compute: impl FnOnce() -> R,
+) -> R {
+    tracing::warn!(cache = %cache.settings.name, lock_timeout = ?cache.settings.lock_timeout,
+        "cachex waited lock_timeout for a concurrent computation of the same key; computing here");
+    let result = compute();
+    if let Some(value) = result.value() {
+        if let Err(error) = cache.store(key, value) {
+            if let Some(failure) = failed(cache, error, fail) {
+                return failure;
+            }
+        }
+    }
+    result
 }
 
 /// Runs an async cached call.
@@ -130,17 +154,31 @@ pub async fn run_async<K, R: Output<K>>(
                 }
             }
         }
-        let mut leader = match cache.flights.join(key.local()) {
+        let mut leader = match cache.flights.join_async(key.local()) {
             Joined::Leader(leader) => leader,
-            Joined::Waiter(waiter) => match waiter.wait_async::<R::Value>().await {
-                Some(value) => return R::from_value(value),
-                None => continue,
+            Joined::Reentered => return compute.await,
+            Joined::Waiter(waiter) => match waiter.wait_async::<R::Value>(cache.settings.lock_timeout).await {
+                Waited::Value(value) => return R::from_value(value),
+                Waited::Nothing => continue,
+                Waited::TimedOut => {
+                    tracing::warn!(cache = %cache.settings.name, lock_timeout = ?cache.settings.lock_timeout,
+                        "cachex waited lock_timeout for a concurrent computation of the same key; computing here");
+                    let result = compute.await;
+                    if let Some(value) = result.value() {
+                        if let Err(error) = cache.store_async(key, value).await {
+                            if let Some(failure) = failed(cache, error, fail) {
+                                return failure;
+                            }
+                        }
+                    }
+                    return result;
+                }
             },
         };
         if let Ok(Some(value)) = cache.lookup_async::<R::Value>(key, false).await {
             return R::from_value(value);
         }
-        let result = compute.await;
+        let result = leader.scope(compute).await;
         if let Some(value) = result.value() {
             if let Err(error) = cache.store_async(key, value).await {
                 if let Some(failure) = failed(cache, error, fail) {

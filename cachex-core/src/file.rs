@@ -3,8 +3,17 @@
 //!
 //! An entry's file name is its storage key (`prefix:hex`) with every byte outside
 //! `[A-Za-z0-9._-]` percent-encoded, so two caches can share one directory and each clears
-//! only its own files. Temporary files start with `.tmp-`, are never read as entries, and are
-//! removed by `clear` and by the size sweep once they are a minute old.
+//! only its own files. A temporary file is named `.tmp-<encoded prefix:>~<random>`, created
+//! with `create_new` (never through a planted file or symlink), and never read as an entry;
+//! `clear` and the size sweep remove only the cache's own temporary files, and only once they
+//! are a minute old (a younger one may be another process's write in flight).
+//!
+//! On Unix, the directories the store creates are `0700` and its files `0600`, whatever the
+//! umask; reads open entries with `O_NOFOLLOW` (a symlink at an entry's path is a miss, and
+//! its target is never read), writes replace the path by `rename` (a symlink there is replaced,
+//! its target never written), and an entry larger than [`MAX_ENTRY_BYTES`] (or the cache's
+//! `max_bytes`, if smaller) is a miss. [`FileStore::open`] refuses a directory that another
+//! user owns.
 
 use std::fs;
 use std::io::{self, Write};
@@ -18,6 +27,10 @@ use crate::error::BoxError;
 use crate::storage::{AsyncStorage, BoxFuture, Storage};
 
 const TEMP_PREFIX: &str = ".tmp-";
+/// Separates a temporary file's prefix from its random part; never in an encoded name.
+const TEMP_SEPARATOR: char = '~';
+/// The largest entry a file cache reads (a larger file at an entry's path is a miss).
+pub const MAX_ENTRY_BYTES: u64 = 256 * 1024 * 1024;
 /// Temporary files older than this are left over from a crash and are removed.
 const STALE_TEMP: Duration = Duration::from_secs(60);
 
@@ -42,9 +55,41 @@ struct Inner {
     /// The encoded `prefix:` that starts every file name of this cache.
     stem: String,
     max_bytes: Option<u64>,
+    /// The largest entry read.
+    max_entry: u64,
     /// Bytes written by this process since the last sweep, added to the last measured total.
     estimate: AtomicU64,
-    temp_counter: AtomicU64,
+}
+
+/// Creates `dir` and its missing parents, `0700` on Unix.
+fn create_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Fails when `dir` exists and belongs to another user (who could read or replace entries).
+fn check_owner(dir: &Path) -> Result<(), BoxError> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(metadata) = fs::metadata(dir) {
+            let me = rustix::process::geteuid().as_raw();
+            if metadata.uid() != me {
+                return Err(format!(
+                    "the cache directory {} belongs to another user (uid {}, this process runs as uid {me}): \
+                     that user could read or replace its entries; use a directory of your own",
+                    dir.display(),
+                    metadata.uid()
+                )
+                .into());
+            }
+        }
+    }
+    let _ = dir;
+    Ok(())
 }
 
 /// Percent-encodes every byte outside `[A-Za-z0-9._-]`.
@@ -68,16 +113,31 @@ impl FileStore {
     /// A store in `dir` for the cache whose prefix is `prefix`. The directory is created now
     /// if possible, else at the first write (whose error then names the path).
     pub fn new(dir: &Path, prefix: &str, max_bytes: Option<u64>) -> Self {
-        if let Err(error) = fs::create_dir_all(dir) {
+        if let Err(error) = create_dir(dir) {
             tracing::warn!(path = %dir.display(), %error, "cachex file cache directory cannot be created yet");
         }
         FileStore(Arc::new(Inner {
             dir: dir.to_owned(),
             stem: encode_name(&format!("{prefix}:")),
             max_bytes,
+            max_entry: max_bytes.unwrap_or(MAX_ENTRY_BYTES).clamp(1, MAX_ENTRY_BYTES),
             estimate: AtomicU64::new(0),
-            temp_counter: AtomicU64::new(0),
         }))
+    }
+
+    /// Like [`FileStore::new`], and fails when the directory belongs to another user.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// let dir = std::env::temp_dir().join(format!("cachex-doc-open-{}", std::process::id()));
+    /// assert!(cachex_core::FileStore::open(&dir, "cachex:doc", None).is_ok());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn open(dir: &Path, prefix: &str, max_bytes: Option<u64>) -> Result<Self, BoxError> {
+        let store = FileStore::new(dir, prefix, max_bytes);
+        check_owner(dir)?;
+        Ok(store)
     }
 
     /// The directory of the store.
@@ -95,10 +155,49 @@ impl FileStore {
             .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 
+    /// Whether a directory entry is one of this cache's temporary files.
+    fn is_own_temp(&self, name: &str) -> bool {
+        name.strip_prefix(TEMP_PREFIX)
+            .and_then(|rest| rest.split_once(TEMP_SEPARATOR))
+            .is_some_and(|(stem, _)| stem == self.0.stem)
+    }
+
+    /// The bytes of the entry file at `path`, without following a symlink there, and `None`
+    /// for anything but a regular file of at most `max_entry` bytes.
+    fn read_entry(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let mut options = fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        let file = match options.open(path) {
+            Ok(file) => file,
+            #[cfg(unix)]
+            Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                tracing::warn!(path = %path.display(), "cachex file cache: a symlink at an entry's path is not followed (a miss)");
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        let metadata = file.metadata()?;
+        if !metadata.is_file() || metadata.len() > self.0.max_entry {
+            tracing::warn!(path = %path.display(), len = metadata.len(), max = self.0.max_entry,
+                "cachex file cache: not a regular file of a bounded size (a miss)");
+            return Ok(None);
+        }
+        let mut bytes = Vec::with_capacity(metadata.len() as usize);
+        file.take(self.0.max_entry + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > self.0.max_entry {
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+
     fn read(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
         let path = self.path(key);
-        match fs::read(&path) {
-            Ok(bytes) => {
+        match self.read_entry(&path) {
+            Ok(None) => Ok(None),
+            Ok(Some(bytes)) => {
                 if header_expiry(&bytes).is_some_and(|at| at != 0 && at <= now_millis()) {
                     // Expired: a miss, and the file goes (unless a writer replaced it already).
                     let _ = fs::remove_file(&path);
@@ -111,29 +210,37 @@ impl FileStore {
         }
     }
 
+    /// A new temporary file of this cache in its directory: a random name, `create_new`,
+    /// mode `0600`.
+    fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
+        let prefix = format!("{TEMP_PREFIX}{}{TEMP_SEPARATOR}", self.0.stem);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).rand_bytes(16);
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        let temp = builder.tempfile_in(&self.0.dir)?;
+        // The mode asked at creation passes through the umask; set it exactly.
+        #[cfg(unix)]
+        temp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        Ok(temp)
+    }
+
     fn write(&self, key: &str, value: &[u8]) -> Result<(), BoxError> {
         let path = self.path(key);
-        let temp = self.0.dir.join(format!(
-            "{TEMP_PREFIX}{}-{}-{}",
-            std::process::id(),
-            self.0.temp_counter.fetch_add(1, Ordering::Relaxed),
-            encode_name(key)
-        ));
-        let written = fs::File::create(&temp)
-            .or_else(|error| {
-                if error.kind() == io::ErrorKind::NotFound {
-                    fs::create_dir_all(&self.0.dir).map_err(|e| io_error("create the directory", &self.0.dir, e))?;
-                    fs::File::create(&temp).map_err(|e| io_error("create", &temp, e))
-                } else {
-                    Err(io_error("create", &temp, error))
-                }
-            })
-            .and_then(|mut file| file.write_all(value).map_err(|e| io_error("write", &temp, e)))
-            .and_then(|()| fs::rename(&temp, &path).map_err(|e| io_error("rename into", &path, e)));
-        if written.is_err() {
-            let _ = fs::remove_file(&temp);
+        let mut temp = match self.temp_file() {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                create_dir(&self.0.dir).map_err(|e| io_error("create the directory", &self.0.dir, e))?;
+                self.temp_file()
+            }
+            other => other,
         }
-        written?;
+        .map_err(|e| io_error("create a temporary file in", &self.0.dir, e))?;
+        temp.write_all(value).map_err(|e| io_error("write", temp.path(), e))?;
+        // `rename` replaces whatever is at `path` (a planted symlink included), never writing
+        // through it; on failure the temporary file is removed when `temp` drops.
+        temp.persist(&path)
+            .map_err(|e| io_error("rename into", &path, e.error))?;
         if let Some(max_bytes) = self.0.max_bytes {
             let estimate = self.0.estimate.fetch_add(value.len() as u64, Ordering::Relaxed) + value.len() as u64;
             if estimate > max_bytes {
@@ -155,7 +262,7 @@ impl FileStore {
             let Some(name) = name.to_str() else { continue };
             let Ok(metadata) = entry.metadata() else { continue };
             let modified = metadata.modified().unwrap_or(now);
-            if name.starts_with(TEMP_PREFIX) {
+            if self.is_own_temp(name) {
                 if now.duration_since(modified).unwrap_or_default() > STALE_TEMP {
                     let _ = fs::remove_file(entry.path());
                 }
@@ -193,13 +300,20 @@ impl FileStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(error) => return Err(io_error("list", &self.0.dir, error)),
         };
-        let own_temp = format!("-{}", self.0.stem);
+        let now = SystemTime::now();
         for entry in listing {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let temp_of_own = name.starts_with(TEMP_PREFIX) && name.contains(&own_temp);
-            if self.is_own(name) || temp_of_own {
+            // A temporary file younger than a minute may be a write in flight: left alone.
+            let stale_temp = || {
+                self.is_own_temp(name)
+                    && entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|modified| now.duration_since(modified).unwrap_or_default() > STALE_TEMP)
+            };
+            if self.is_own(name) || stale_temp() {
                 match fs::remove_file(entry.path()) {
                     Err(error) if error.kind() != io::ErrorKind::NotFound => {
                         return Err(io_error("remove", &entry.path(), error))
@@ -273,6 +387,9 @@ mod tests {
         assert!(a.is_own(&format!("a%3A{hex}")));
         assert!(!a.is_own(&format!("ab%3A{hex}")));
         assert!(!a.is_own(&format!("a%3Ab%3A{hex}")));
+        assert!(a.is_own_temp(".tmp-a%3A~x1y2"));
+        assert!(!a.is_own_temp(".tmp-b-a%3A~x1y2"), "another prefix's temporary file");
+        assert!(!a.is_own_temp(".tmp-a%3Ab%3A~x1y2"), "prefix `a:b` is not prefix `a`");
         fs::remove_dir_all(&dir).ok();
     }
 }

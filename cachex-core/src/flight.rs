@@ -1,16 +1,34 @@
 //! Single-flight: concurrent misses of one key compute once; the others wait for that result.
 //! The leader's guard releases the waiters when it is dropped, also by a panic or a cancelled
-//! future, so no waiter ever hangs on a computation that is gone.
+//! future, so no waiter ever hangs on a computation that is gone. A waiter waits at most the
+//! cache's `lock_timeout` (a leader that is alive but never polled again releases no one), and
+//! a call that re-enters its own key (a cached function calling itself with the same
+//! arguments, directly or through other functions) computes instead of waiting for itself.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
 
 use crate::key::LocalKey;
 
 type Shared = Arc<dyn Any + Send + Sync>;
+
+/// The keys a call stack is computing as leader: the address of their `Flights`, and the key.
+type Leading = Vec<(usize, LocalKey)>;
+
+thread_local! {
+    /// The keys the blocking calls on this thread are computing.
+    static LEADING_HERE: RefCell<Leading> = const { RefCell::new(Vec::new()) };
+}
+
+tokio::task_local! {
+    /// The keys the async calls of this task are computing (set around a leader's computation).
+    static LEADING_TASK: Leading;
+}
 
 /// The in-flight computations of one cache.
 #[derive(Default)]
@@ -29,12 +47,57 @@ pub(crate) struct Slot {
 pub(crate) enum Joined<'a> {
     Leader(Leader<'a>),
     Waiter(Waiter),
+    /// The key is being computed by this very call stack: waiting would wait for itself.
+    Reentered,
+}
+
+/// What a waiter got.
+pub(crate) enum Waited<V> {
+    /// The leader's value.
+    Value(V),
+    /// The leader finished without a value to share (an error, a panic, a cancelled future).
+    Nothing,
+    /// The leader did not finish within the lock timeout.
+    TimedOut,
 }
 
 impl Flights {
+    fn id(&self) -> usize {
+        self as *const Flights as usize
+    }
+
+    fn leads(&self, leading: &Leading, key: &[u8]) -> bool {
+        let id = self.id();
+        leading.iter().any(|(flights, k)| *flights == id && **k == *key)
+    }
+
     /// Becomes the leader for the in-process key `key`, or a waiter on the leader already
-    /// running.
-    pub(crate) fn join(&self, key: &[u8]) -> Joined<'_> {
+    /// running; for a blocking call, which keeps the key in this thread's leading set while
+    /// it leads.
+    pub(crate) fn join_blocking(&self, key: &[u8]) -> Joined<'_> {
+        if LEADING_HERE.with(|leading| self.leads(&leading.borrow(), key)) {
+            return Joined::Reentered;
+        }
+        let joined = self.join(key);
+        if let Joined::Leader(leader) = &joined {
+            LEADING_HERE.with(|leading| leading.borrow_mut().push((self.id(), leader.key.clone())));
+        }
+        joined
+    }
+
+    /// Like [`Flights::join_blocking`] for an async call: re-entry is detected through the
+    /// task's leading set, which [`Leader::scope`] sets around the leader's computation.
+    pub(crate) fn join_async(&self, key: &[u8]) -> Joined<'_> {
+        if LEADING_TASK
+            .try_with(|leading| self.leads(leading, key))
+            .unwrap_or(false)
+        {
+            return Joined::Reentered;
+        }
+        self.join(key)
+    }
+
+    fn join(&self, key: &[u8]) -> Joined<'_> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = slots.get(key) {
             return Joined::Waiter(Waiter(Arc::clone(slot)));
@@ -64,15 +127,33 @@ impl Leader<'_> {
     pub(crate) fn share<V: Clone + Send + Sync + 'static>(&mut self, value: &V) {
         self.shared = Some(Arc::new(value.clone()));
     }
+
+    /// Runs the leader's async computation with its key in the task's leading set, so a call
+    /// of the same key inside it computes instead of waiting for itself.
+    pub(crate) async fn scope<F: std::future::Future>(&self, compute: F) -> F::Output {
+        let mut leading = LEADING_TASK.try_with(Clone::clone).unwrap_or_default();
+        leading.push((self.flights.id(), self.key.clone()));
+        LEADING_TASK.scope(leading, compute).await
+    }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        self.flights
-            .slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&*self.key);
+        let id = self.flights.id();
+        // A blocking leader is the last entry of its thread's set (an async one is absent).
+        let _ = LEADING_HERE.try_with(|leading| {
+            let mut leading = leading.borrow_mut();
+            if let Some(at) = leading.iter().rposition(|(f, k)| *f == id && **k == *self.key) {
+                leading.remove(at);
+            }
+        });
+        {
+            let mut slots = self.flights.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            // Only our own slot: after a waiter gave up on us, the key may have a new leader.
+            if slots.get(&*self.key).is_some_and(|slot| Arc::ptr_eq(slot, &self.slot)) {
+                slots.remove(&*self.key);
+            }
+        }
         *self.slot.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.shared.take());
         self.slot.done.notify(usize::MAX);
     }
@@ -82,34 +163,57 @@ impl Drop for Leader<'_> {
 pub(crate) struct Waiter(Arc<Slot>);
 
 impl Waiter {
-    fn outcome<V: Clone + 'static>(&self) -> Option<Option<V>> {
+    fn outcome<V: Clone + 'static>(&self) -> Option<Waited<V>> {
         self.0
             .outcome
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map(|shared| shared.as_ref().and_then(|v| v.downcast_ref::<V>().cloned()))
+            .map(
+                |shared| match shared.as_ref().and_then(|v| v.downcast_ref::<V>().cloned()) {
+                    Some(value) => Waited::Value(value),
+                    None => Waited::Nothing,
+                },
+            )
     }
 
-    /// Blocks until the leader is done; its value, or `None` if it produced none.
-    pub(crate) fn wait<V: Clone + 'static>(self) -> Option<V> {
+    /// Blocks until the leader is done, or `limit` has passed.
+    pub(crate) fn wait<V: Clone + 'static>(self, limit: Duration) -> Waited<V> {
+        let deadline = Instant::now().checked_add(limit);
         loop {
             let listener = self.0.done.listen();
             if let Some(outcome) = self.outcome() {
                 return outcome;
             }
-            listener.wait();
+            match deadline {
+                Some(deadline) => {
+                    if listener.wait_deadline(deadline).is_none() && Instant::now() >= deadline {
+                        return self.outcome().unwrap_or(Waited::TimedOut);
+                    }
+                }
+                None => listener.wait(),
+            }
         }
     }
 
-    /// Waits without blocking the thread until the leader is done.
-    pub(crate) async fn wait_async<V: Clone + 'static>(self) -> Option<V> {
+    /// Waits without blocking the thread until the leader is done, or `limit` has passed
+    /// (the limit needs tokio's timer; under another executor the wait is not bounded).
+    pub(crate) async fn wait_async<V: Clone + 'static>(self, limit: Duration) -> Waited<V> {
+        let timed = tokio::runtime::Handle::try_current().is_ok();
+        let deadline = tokio::time::Instant::now().checked_add(limit);
         loop {
             let listener = self.0.done.listen();
             if let Some(outcome) = self.outcome() {
                 return outcome;
             }
-            listener.await;
+            match deadline {
+                Some(deadline) if timed => {
+                    if tokio::time::timeout_at(deadline, listener).await.is_err() {
+                        return self.outcome().unwrap_or(Waited::TimedOut);
+                    }
+                }
+                _ => listener.await,
+            }
         }
     }
 }

@@ -38,10 +38,10 @@ mod stats;
 mod storage;
 mod varint;
 
-pub use cache::{Backend, Cache, CacheHandle, CacheSettings, CacheValue, OnError};
+pub use cache::{Backend, Cache, CacheHandle, CacheSettings, CacheValue, OnError, DEFAULT_LOCK_TIMEOUT};
 pub use error::{BoxError, Error, Problem, Problems};
 #[cfg(feature = "file")]
-pub use file::FileStore;
+pub use file::{FileStore, MAX_ENTRY_BYTES as FILE_MAX_ENTRY_BYTES};
 pub use key::{ArgCaps, ArgEncoding, Key, KeyBuilder};
 #[cfg(feature = "async-memcached")]
 pub use memcached::AsyncMemcachedAdapter;

@@ -3,10 +3,12 @@
 //! 0`) and an `expires_at > now` filter on every read (mongod's TTL monitor only runs every
 //! 60 s). Writes are `replace_one` upserts that also refresh the expiry.
 //!
-//! Both clients are created outside any caller's runtime, so their background tasks run on the
-//! driver's own runtime and outlive the runtime of whichever task used them first. The blocking
-//! side uses the driver's sync API, which cannot block inside a tokio runtime: called from
-//! one, the operation runs on a scoped helper thread.
+//! The client is created outside any caller's runtime, so its background tasks run on the
+//! driver's own runtime and outlive the runtime of whichever task used them first. The
+//! blocking side runs each operation on a small runtime of cachex's own (one worker thread)
+//! under the cache's `timeout`, like the async side, and waits for its result on the calling
+//! thread (inside a tokio runtime too): a server that stops answering fails the operation
+//! after `timeout`, it never hangs the caller.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -61,7 +63,7 @@ impl MongoOptions {
 impl std::fmt::Debug for MongoOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MongoOptions")
-            .field("url", &crate::redact::redact(&self.url))
+            .field("url", &crate::redact::redact_url(&self.url))
             .field("database", &self.database)
             .field("collection", &self.collection)
             .field("timeout", &self.timeout)
@@ -81,10 +83,47 @@ fn outside_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// The clients of one deployment (one URL and timeout), shared by every cache on it.
+/// The client of one deployment (one URL and timeout), shared by every cache on it.
 struct Clients {
     nonblocking: mongodb::Client,
-    blocking: mongodb::sync::Client,
+}
+
+/// The runtime the blocking side's operations run on.
+fn helper_runtime() -> Result<&'static tokio::runtime::Runtime, BoxError> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("cachex-mongodb")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| format!("cannot start the mongodb backend's helper runtime: {e}").into())
+}
+
+/// Runs `op` on the helper runtime under `timeout` and blocks the calling thread until it is
+/// done or timed out.
+fn bounded<T: Send + 'static>(
+    timeout: Duration,
+    op: impl std::future::Future<Output = mongodb::error::Result<T>> + Send + 'static,
+) -> Result<T, BoxError> {
+    let runtime = helper_runtime()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let result = match tokio::time::timeout(timeout, op).await {
+            Ok(result) => result.map_err(BoxError::from),
+            Err(_) => Err(format!("mongodb did not answer within {timeout:?}").into()),
+        };
+        let _ = tx.send(result);
+    });
+    // The task answers by `timeout`; the margin only guards against a helper that is gone.
+    match rx.recv_timeout(timeout.saturating_add(Duration::from_secs(5))) {
+        Ok(result) => result,
+        Err(_) => Err(format!("mongodb did not answer within {timeout:?}").into()),
+    }
 }
 
 /// The clients of each deployment, by URL and timeout.
@@ -93,6 +132,7 @@ type Deployments = Vec<((String, Duration), Arc<Clients>)>;
 static DEPLOYMENTS: Mutex<Deployments> = Mutex::new(Vec::new());
 
 fn clients(url: &str, timeout: Duration) -> Result<Arc<Clients>, BoxError> {
+    crate::redact::remember(url);
     let mut deployments = DEPLOYMENTS.lock().unwrap_or_else(PoisonError::into_inner);
     let key = (url.to_owned(), timeout);
     if let Some((_, clients)) = deployments.iter().find(|(k, _)| *k == key) {
@@ -104,8 +144,7 @@ fn clients(url: &str, timeout: Duration) -> Result<Arc<Clients>, BoxError> {
         options.server_selection_timeout = Some(timeout);
         options.app_name.get_or_insert_with(|| "cachex".to_owned());
         Ok(Clients {
-            nonblocking: mongodb::Client::with_options(options.clone())?,
-            blocking: mongodb::sync::Client::with_options(options)?,
+            nonblocking: mongodb::Client::with_options(options)?,
         })
     })?;
     let clients = Arc::new(clients);
@@ -161,13 +200,6 @@ impl MongoStore {
             .collection(&self.options.collection)
     }
 
-    fn blocking_collection(&self) -> mongodb::sync::Collection<Document> {
-        self.clients
-            .blocking
-            .database(&self.options.database)
-            .collection(&self.options.collection)
-    }
-
     fn ttl_index() -> IndexModel {
         IndexModel::builder()
             .keys(doc! { "expires_at": 1 })
@@ -184,8 +216,10 @@ impl MongoStore {
         if self.index.get().is_some() {
             return Ok(());
         }
-        let collection = self.blocking_collection();
-        outside_runtime(|| collection.create_index(Self::ttl_index()).run())?;
+        let collection = self.collection();
+        bounded(self.options.timeout, async move {
+            collection.create_index(Self::ttl_index()).await
+        })?;
         let _ = self.index.set(());
         Ok(())
     }
@@ -252,28 +286,30 @@ impl MongoStore {
 
 impl Storage for MongoStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
-        let collection = self.blocking_collection();
-        let found = outside_runtime(|| collection.find_one(Self::live(key)).run())?;
+        let (collection, filter) = (self.collection(), Self::live(key));
+        let found = bounded(self.options.timeout, async move { collection.find_one(filter).await })?;
         Ok(Self::value(found))
     }
 
     fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError> {
         let document = self.document(key, value, ttl)?;
         self.ensure_index()?;
-        let collection = self.blocking_collection();
-        outside_runtime(|| collection.replace_one(doc! { "_id": key }, document).upsert(true).run())?;
+        let (collection, id) = (self.collection(), doc! { "_id": key });
+        bounded(self.options.timeout, async move {
+            collection.replace_one(id, document).upsert(true).await
+        })?;
         Ok(())
     }
 
     fn delete(&self, key: &str) -> Result<(), BoxError> {
-        let collection = self.blocking_collection();
-        outside_runtime(|| collection.delete_one(doc! { "_id": key }).run())?;
+        let (collection, id) = (self.collection(), doc! { "_id": key });
+        bounded(self.options.timeout, async move { collection.delete_one(id).await })?;
         Ok(())
     }
 
     fn clear(&self) -> Result<(), BoxError> {
-        let collection = self.blocking_collection();
-        outside_runtime(|| collection.delete_many(self.own()).run())?;
+        let (collection, own) = (self.collection(), self.own());
+        bounded(self.options.timeout, async move { collection.delete_many(own).await })?;
         Ok(())
     }
 }

@@ -56,7 +56,7 @@ impl RedisOptions {
 impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisOptions")
-            .field("url", &crate::redact::redact(&self.url))
+            .field("url", &crate::redact::redact_url(&self.url))
             .field("timeout", &self.timeout)
             .field("tls_root_cert", &self.tls_root_cert.as_ref().map(|c| c.len()))
             .finish()
@@ -157,10 +157,18 @@ struct Connections {
     shared: tokio::sync::OnceCell<Shared>,
 }
 
-/// Makes rustls usable for `rediss://`: installs the `ring` provider as the process default
+/// Whether `options` connect with TLS (`rediss://`, `rediss-cluster://`, or a root certificate).
+fn uses_tls(options: &RedisOptions) -> bool {
+    options.tls_root_cert.is_some()
+        || options.url.starts_with("rediss://")
+        || options.url.starts_with("rediss-cluster://")
+}
+
+/// Makes rustls usable for TLS URLs: installs the `ring` provider as the process default
 /// unless the application installed one (rustls cannot pick one when several are compiled in).
-fn ensure_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
+/// Without TLS nothing is installed; an installed provider is never replaced.
+fn ensure_crypto_provider(options: &RedisOptions) {
+    if uses_tls(options) && rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race to another installer is fine: a provider is installed either way.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
@@ -168,7 +176,7 @@ fn ensure_crypto_provider() {
 
 impl Connections {
     fn new(options: &RedisOptions) -> Result<Self, BoxError> {
-        ensure_crypto_provider();
+        ensure_crypto_provider(options);
         let target = match cluster_seeds(&options.url) {
             Some(seeds) => {
                 let mut builder = ClusterClient::builder(seeds)
@@ -339,6 +347,7 @@ impl RedisStore {
     /// A store for the cache whose prefix is `prefix`. Nothing connects yet: the first
     /// operation does, and a deployment that is down then is an error of that operation.
     pub fn new(options: &RedisOptions, prefix: &str) -> Result<Self, BoxError> {
+        crate::redact::remember(&options.url);
         let mut deployments = DEPLOYMENTS.lock().unwrap_or_else(PoisonError::into_inner);
         let conns = match deployments.iter().find(|(o, _)| o == options) {
             Some((_, conns)) => Arc::clone(conns),

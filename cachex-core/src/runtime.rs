@@ -67,7 +67,9 @@ impl Runtime {
         if let Some(cache) = caches.get(name) {
             return Ok(Arc::clone(cache));
         }
-        let cache = Arc::new(factory(name)?);
+        let cache = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| factory(name)))
+            .unwrap_or_else(|_| Err(Error::NotInitialized(format!("building cache `{name}` panicked"))))?;
+        let cache = Arc::new(cache);
         caches.insert(name.to_owned(), Arc::clone(&cache));
         Ok(cache)
     }
@@ -137,7 +139,13 @@ pub fn runtime() -> Result<&'static Runtime, &'static str> {
     RUNTIME
         .get_or_init(|| {
             let loaded = match inventory::iter::<Loader>.into_iter().next() {
-                Some(loader) => (loader.0)(),
+                // A panic while loading (a bug; the loader reports problems as errors) must not
+                // repeat on every call: it is kept like any other failure.
+                Some(loader) => std::panic::catch_unwind(loader.0).unwrap_or_else(|_| {
+                    Err(Error::NotInitialized(
+                        "loading the configuration panicked; see the panic message above".to_owned(),
+                    ))
+                }),
                 None => Ok(Runtime::embedded_default()),
             };
             loaded.map_err(|error| {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::key::Key;
 
-/// The cells of a blocking singleton, one per distinct arguments.
+/// The cells of a blocking singleton, one per distinct arguments (only for arguments whose
+/// build succeeded, or is running).
 ///
 /// ```
 /// use cachex_core::{Key, Singleton};
@@ -32,6 +33,24 @@ impl<C: Default> PerKey<C> {
     fn cell(&self, key: Key) -> Arc<C> {
         let mut cells = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(cells.get_or_insert_with(HashMap::new).entry(key).or_default())
+    }
+
+    /// The cell of `key` if one exists (looking inserts nothing).
+    fn existing(&self, key: &Key) -> Option<Arc<C>> {
+        let cells = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        cells.as_ref().and_then(|cells| cells.get(key)).cloned()
+    }
+
+    /// Forgets the cell of `key` after a failed build, unless another caller holds it (that
+    /// caller builds next, in the same cell) or it was replaced.
+    fn forget(&self, key: &Key, cell: &Arc<C>) {
+        let mut cells = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(map) = cells.as_mut() {
+            // Held by the map and by `cell` alone: no one else can reach it without this lock.
+            if map.get(key).is_some_and(|c| Arc::ptr_eq(c, cell)) && Arc::strong_count(cell) == 2 {
+                map.remove(key);
+            }
+        }
     }
 }
 
@@ -59,18 +78,43 @@ impl<T> Singleton<T> {
         if let Some(value) = slot.as_ref() {
             return Ok(Arc::clone(value));
         }
+        // An `Err` or a panic of `build` leaves through the guard, which forgets the cell.
+        let mut guard = ForgetOnFailure {
+            cells: &self.cells,
+            key,
+            cell: &cell,
+            armed: true,
+        };
         let value = Arc::new(build()?);
         *slot = Some(Arc::clone(&value));
+        guard.armed = false;
         Ok(value)
     }
 
-    /// The value for `key` if it was built.
+    /// The value for `key` if it was built (asking inserts nothing).
     pub fn get(&self, key: Key) -> Option<Arc<T>> {
         self.cells
-            .cell(key)
+            .existing(&key)?
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// Forgets a cell whose build failed (an `Err` or a panic), so failed arguments leave no
+/// entry behind.
+struct ForgetOnFailure<'a, C: Default> {
+    cells: &'a PerKey<C>,
+    key: Key,
+    cell: &'a Arc<C>,
+    armed: bool,
+}
+
+impl<C: Default> Drop for ForgetOnFailure<'_, C> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cells.forget(&self.key, self.cell);
+        }
     }
 }
 
@@ -110,16 +154,71 @@ impl<T> AsyncSingleton<T> {
             return build().await.map(Arc::new);
         };
         let cell = self.cells.cell(key);
-        cell.get_or_try_init(|| async { build().await.map(Arc::new) })
+        let mut guard = ForgetOnFailure {
+            cells: &self.cells,
+            key,
+            cell: &cell,
+            armed: true,
+        };
+        let value = cell
+            .get_or_try_init(|| async { build().await.map(Arc::new) })
             .await
-            .cloned()
+            .cloned()?;
+        guard.armed = false;
+        Ok(value)
     }
 
-    /// The value for `key` if it was built.
+    /// The value for `key` if it was built (asking inserts nothing).
     pub fn get(&self, key: Key) -> Option<Arc<T>> {
-        self.cells.cell(key).get().cloned()
+        self.cells.existing(&key)?.get().cloned()
     }
 }
 
 /// The key of a singleton call without arguments.
 pub const NO_ARGUMENTS: Key = Key([0; 32]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells<C>(per_key: &PerKey<C>) -> usize {
+        per_key.0.lock().unwrap().as_ref().map_or(0, HashMap::len)
+    }
+
+    fn key(n: u8) -> Option<Key> {
+        Some(Key([n; 32]))
+    }
+
+    #[test]
+    fn failed_and_panicking_builds_leave_nothing_behind() {
+        let single: Singleton<u8> = Singleton::new();
+        for n in 0..100 {
+            assert_eq!(single.get_or_try_init(key(n), || Err::<u8, _>("down")), Err("down"));
+            assert!(single.get(Key([n; 32])).is_none());
+        }
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            single.get_or_try_init(key(200), || -> Result<u8, ()> { panic!("builder bug") })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(cells(&single.cells), 0, "no cell kept for failed arguments");
+        assert_eq!(*single.get_or_try_init(key(1), || Ok::<_, ()>(7)).unwrap(), 7);
+        assert_eq!(cells(&single.cells), 1);
+    }
+
+    #[test]
+    fn failed_async_builds_leave_nothing_behind() {
+        let single: AsyncSingleton<u8> = AsyncSingleton::new();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            for n in 0..100 {
+                let built = single.get_or_try_init(key(n), || async { Err::<u8, _>("down") }).await;
+                assert_eq!(built, Err("down"));
+                assert!(single.get(Key([n; 32])).is_none());
+            }
+            assert_eq!(cells(&single.cells), 0, "no cell kept for failed arguments");
+            let built = single.get_or_try_init(key(1), || async { Ok::<_, ()>(7) }).await;
+            assert_eq!(*built.unwrap(), 7);
+            assert_eq!(cells(&single.cells), 1);
+        });
+    }
+}

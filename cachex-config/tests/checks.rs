@@ -1,0 +1,172 @@
+//! Ranges of durations and sizes, URL problems in the user's terms, and the source of every
+//! problem of the build stage. Each test runs in a figment `Jail` (its own directory and
+//! environment).
+#![allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
+
+use std::time::Duration;
+
+use cachex_config::{build_cache, build_runtime, load, BackendKind, CacheConfig};
+use cachex_core::Error;
+use figment::Jail;
+
+fn problems(result: Result<impl Sized, Error>) -> String {
+    match result {
+        Err(Error::Invalid(problems)) => problems.to_string(),
+        Err(other) => panic!("expected a configuration error, got {other:?}"),
+        Ok(_) => panic!("expected a configuration error, got Ok"),
+    }
+}
+
+#[test]
+#[cfg(feature = "redis")]
+fn a_bad_port_in_the_file_names_the_file_key_and_what_is_wrong() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            "[caches.fib]\nbackend = \"redis\"\nurl = \"redis://app:hunter2@127.0.0.1:notaport/0\"\n",
+        )?;
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(text.contains("cache `fib`, key `url`"), "{text}");
+        assert!(text.contains("cachex.toml, key `caches.fib.url`"), "{text}");
+        assert!(text.contains("port `notaport` is not a number"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+#[cfg(feature = "redis")]
+fn a_bad_port_in_the_environment_names_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.create_file("cachex.toml", "[caches.fib]\nbackend = \"redis\"\n")?;
+        jail.set_env("CACHEX_CACHES__FIB__URL", "redis://:hunter2@127.0.0.1:99999");
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(text.contains("cache `fib`, key `url`"), "{text}");
+        assert!(text.contains("environment variable CACHEX_CACHES__FIB__URL"), "{text}");
+        assert!(text.contains("port `99999` is out of range"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+#[cfg(feature = "redis")]
+fn a_build_stage_problem_names_its_source() {
+    // The URL's shape is fine; the client rejects its database number when the cache is built.
+    Jail::expect_with(|jail| {
+        jail.create_file("cachex.toml", "[caches.fib]\nbackend = \"redis\"\n")?;
+        jail.set_env("CACHEX_CACHES__FIB__URL", "redis://:hunter2@127.0.0.1:6390/notadb");
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(text.contains("cache `fib`, key `url`"), "{text}");
+        assert!(
+            text.contains("(from environment variable CACHEX_CACHES__FIB__URL)"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+#[cfg(feature = "redis")]
+fn an_inherited_url_is_reported_where_it_was_set() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            "[defaults]\nbackend = \"redis\"\nurl = \"http://127.0.0.1:6379\"\n[caches.a]\n[caches.b]\n",
+        )?;
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(text.contains("[defaults], key `url` (from file"), "{text}");
+        assert!(
+            text.contains("scheme `http://` is not read by the redis backend"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 2, "reported once, not once per cache: {text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_zero_timeout_is_out_of_range_from_file_and_environment() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            "[defaults]\ntimeout = \"0s\"\n[caches.x]\nbackend = \"memory\"\nlock_timeout = \"2h\"\n",
+        )?;
+        jail.set_env("CACHEX_CACHES__Y__TIMEOUT", "0s");
+        jail.set_env("CACHEX_CACHES__Y__BACKEND", "redis");
+        jail.set_env("CACHEX_CACHES__Y__URL", "redis://127.0.0.1:6390");
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(
+            text.contains("[defaults], key `timeout` (from file") && text.contains("accepted: from 1ms to 10m"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "cache `y`, key `timeout` (from environment variable CACHEX_CACHES__Y__TIMEOUT): `0s` is out of range"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("cache `x`, key `lock_timeout`") && text.contains("accepted: from 1ms to 1h"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn sizes_must_be_at_least_one_and_ttl_zero_means_no_expiry() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            "[caches.m]\nbackend = \"memory\"\nttl = \"0s\"\nmax_entries = 0\n[caches.n]\nttl = \"200years\"\n",
+        )?;
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(text.contains("cache `m`, key `max_entries`"), "{text}");
+        assert!(text.contains("must be at least 1"), "{text}");
+        assert!(
+            text.contains("cache `n`, key `ttl`") && text.contains("from 0s (no expiry)"),
+            "{text}"
+        );
+        assert!(!text.contains("cache `m`, key `ttl`"), "0s is no expiry: {text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn lock_timeout_is_inherited_from_the_defaults_with_a_generous_default() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            "[defaults]\nlock_timeout = \"5s\"\n[caches.a]\n[caches.b]\nlock_timeout = \"250ms\"\n",
+        )?;
+        let runtime = build_runtime(&load().unwrap()).unwrap();
+        assert_eq!(
+            runtime.cache("a").unwrap().settings().lock_timeout,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            runtime.cache("b").unwrap().settings().lock_timeout,
+            Duration::from_millis(250)
+        );
+        let plain = build_cache("c", &CacheConfig::memory()).unwrap();
+        assert_eq!(plain.settings().lock_timeout, Duration::from_secs(30));
+        Ok(())
+    });
+}
+
+#[test]
+#[cfg(feature = "redis")]
+fn a_panicking_client_builder_is_a_problem_not_a_panic() {
+    // Built in code, the range check is skipped: r2d2 asserts a positive timeout, and that
+    // panic must come back as a problem.
+    let config = CacheConfig::new()
+        .backend(BackendKind::Redis)
+        .url("redis://:hunter2@127.0.0.1:6390")
+        .timeout(Duration::ZERO);
+    let text = problems(build_cache("zero", &config));
+    assert!(text.contains("cache `zero`, key `url`"), "{text}");
+    assert!(text.contains("failed inside a client library"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
