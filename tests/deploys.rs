@@ -5,6 +5,7 @@
 //!
 //! The program is the fixture crate in `tests/deploy`, built twice with cargo (the feature
 //! `v2` switches the definitions) into `target/deploys`, so only the first build is slow.
+//! It has a directory of its own, so its builds never contend with the workspace's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,13 +14,24 @@ use std::process::Command;
 const FUNCTIONS: [&str; 5] = ["person", "access", "balance", "counter", "profile"];
 
 /// Builds the fixture, with `--features v2` for the second deploy; the binary's path.
+///
+/// The fixture is copied next to its target directory with the workspace's `Cargo.lock`, so
+/// it builds the same dependency versions as the workspace, whatever changed since.
 fn build(v2: bool) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("deploys");
+    let fixture = target.join("fixture");
+    std::fs::create_dir_all(fixture.join("src")).unwrap();
+    let manifest = std::fs::read_to_string(root.join("tests/deploy/Cargo.toml"))
+        .unwrap()
+        .replace("path = \"../..\"", &format!("path = {:?}", root.display().to_string()));
+    std::fs::write(fixture.join("Cargo.toml"), manifest).unwrap();
+    std::fs::copy(root.join("tests/deploy/src/main.rs"), fixture.join("src/main.rs")).unwrap();
+    std::fs::copy(root.join("Cargo.lock"), fixture.join("Cargo.lock")).unwrap();
     let mut cargo = Command::new(env!("CARGO"));
     cargo
-        .args(["build", "--quiet", "--locked", "--manifest-path"])
-        .arg(root.join("tests/deploy/Cargo.toml"))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(fixture.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target);
     if v2 {
