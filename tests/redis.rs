@@ -486,3 +486,28 @@ fn signed_values_verify_or_are_misses() {
     servers();
     signing::drill("r_signed", "r_rotated", &Entries);
 }
+
+#[cached(name = "r")]
+async fn per_runtime(id: u32) -> u32 {
+    COMPUTED.bump(format!("per_runtime:{id}"));
+    id
+}
+
+/// The shared connection is made on the runtime of the first call; when that runtime is gone,
+/// the next runtime's calls still reach Redis (no error, no recomputation).
+#[test]
+fn a_runtime_that_is_gone_leaves_no_broken_connection() {
+    servers();
+    let handle = cachex::cache("r").unwrap();
+    for round in 0..3 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let errors = handle.stats().errors;
+        assert_eq!(runtime.block_on(per_runtime(7)), 7);
+        assert_eq!(handle.stats().errors, errors, "round {round}: a backend error");
+        drop(runtime);
+    }
+    assert_eq!(COMPUTED.get("per_runtime:7"), 1, "computed once, then hits");
+}

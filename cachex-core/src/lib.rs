@@ -28,6 +28,8 @@ mod memory;
 mod mongodb;
 pub mod output;
 mod passthrough;
+#[cfg(any(feature = "redis", feature = "mongodb", feature = "async-memcached"))]
+mod per_runtime;
 pub mod redact;
 #[cfg(feature = "redis")]
 mod redis;

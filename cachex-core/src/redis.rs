@@ -3,7 +3,8 @@
 //!
 //! - Async side: one multiplexed connection per server shared by every task and every cache on
 //!   that server (`ConnectionManager`, which reconnects by itself; the cluster connection for a
-//!   cluster). No pool checkout per operation: the benchmarks measure why.
+//!   cluster), made again on the caller's runtime when the runtime that made it is gone. No pool
+//!   checkout per operation: the benchmarks measure why.
 //! - Blocking side: a small `r2d2` pool of blocking connections with read/write timeouts; a
 //!   connection that saw an error is discarded, so a late reply can never answer another call.
 //! - Values are the envelope's bytes under `prefix:hexkey`, with `PX` for the TTL.
@@ -18,6 +19,7 @@ use redis::cluster::ClusterClient;
 use redis::{Client, Cmd, ConnectionLike, RedisError, Value};
 
 use crate::error::BoxError;
+use crate::per_runtime::PerRuntime;
 use crate::storage::{AsyncStorage, BoxFuture, Storage};
 
 /// The per-operation timeout when the configuration sets none.
@@ -154,7 +156,7 @@ struct Connections {
     options: RedisOptions,
     target: Target,
     blocking: r2d2::Pool<BlockingManager>,
-    shared: tokio::sync::OnceCell<Shared>,
+    shared: PerRuntime<Shared>,
 }
 
 /// Whether `options` connect with TLS (`rediss://`, `rediss-cluster://`, or a root certificate).
@@ -208,7 +210,7 @@ impl Connections {
             options: options.clone(),
             target,
             blocking,
-            shared: tokio::sync::OnceCell::new(),
+            shared: PerRuntime::new(),
         })
     }
 
@@ -218,17 +220,19 @@ impl Connections {
             return Err("the async side of the redis backend needs a tokio runtime".into());
         }
         match self.shared.get() {
-            Some(shared) => Ok(shared.clone()),
+            Some(shared) => Ok(shared),
             // Boxed: connecting is a large future, and every operation's future would carry
             // (and every boxing of it copy) that much room for a path taken once.
             None => Box::pin(self.connect()).await,
         }
     }
 
+    /// Connects on the caller's runtime (the first call, or the first since the runtime of
+    /// the last connection went away).
     async fn connect(&self) -> Result<Shared, BoxError> {
         let shared = self
             .shared
-            .get_or_try_init(|| async {
+            .get_or_make(|| async {
                 Ok::<_, RedisError>(match &self.target {
                     Target::Single(client) => {
                         let config = ConnectionManagerConfig::new()
@@ -242,7 +246,7 @@ impl Connections {
                 })
             })
             .await?;
-        Ok(shared.clone())
+        Ok(shared)
     }
 
     async fn query_async<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BoxError> {

@@ -1,6 +1,7 @@
 //! [`AsyncMemcachedClient`] over the `async-memcached` crate (tokio), with a `deadpool` pool
 //! of connections: its client needs `&mut` for every command, so concurrent tasks each take
-//! one. A connection that timed out or failed is dropped, never reused.
+//! one. A connection that timed out or failed is dropped, never reused. The pool lives on the
+//! runtime of its first call, and is made again on the caller's once that runtime is gone.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use deadpool::managed::{self, Metrics, Object, Pool, RecycleError, RecycleResult
 
 use super::AsyncMemcachedClient;
 use crate::error::BoxError;
+use crate::per_runtime::PerRuntime;
 use crate::storage::BoxFuture;
 
 struct Connector {
@@ -41,7 +43,8 @@ impl managed::Manager for Connector {
 /// # drop(client);
 /// ```
 pub struct AsyncMemcachedAdapter {
-    pool: Pool<Connector>,
+    dsn: String,
+    pools: PerRuntime<Pool<Connector>>,
     timeout: Duration,
 }
 
@@ -49,22 +52,31 @@ impl AsyncMemcachedAdapter {
     /// A client for `memcached://host:port`, each operation bounded by `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, BoxError> {
         let address = super::server_address(url)?;
-        let pool = Pool::builder(Connector {
+        let adapter = AsyncMemcachedAdapter {
             dsn: format!("tcp://{address}"),
-        })
-        .max_size(16)
-        .runtime(deadpool::Runtime::Tokio1)
-        .create_timeout(Some(timeout))
-        .wait_timeout(Some(timeout))
-        .build()?;
-        Ok(AsyncMemcachedAdapter { pool, timeout })
+            pools: PerRuntime::new(),
+            timeout,
+        };
+        adapter.pool()?;
+        Ok(adapter)
+    }
+
+    /// A new pool (no connection is made before its first checkout).
+    fn pool(&self) -> Result<Pool<Connector>, BoxError> {
+        Ok(Pool::builder(Connector { dsn: self.dsn.clone() })
+            .max_size(16)
+            .runtime(deadpool::Runtime::Tokio1)
+            .create_timeout(Some(self.timeout))
+            .wait_timeout(Some(self.timeout))
+            .build()?)
     }
 
     async fn checkout(&self) -> Result<Object<Connector>, BoxError> {
         if !crate::storage::in_tokio_runtime() {
             return Err("the async memcached adapter needs a tokio runtime".into());
         }
-        Ok(self.pool.get().await.map_err(|e| e.to_string())?)
+        let pool = self.pools.get_or_make(|| async { self.pool() }).await?;
+        Ok(pool.get().await.map_err(|e| e.to_string())?)
     }
 
     /// The outcome of one command on `client`: the connection goes back to the pool only when
