@@ -31,11 +31,13 @@
 //! See the README for the configuration format, the backends, and the mapping from the
 //! Python library's names.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cachex_config::{init, init_with, BackendKind, CacheConfig, Config};
 pub use cachex_core::{
     cache, AsyncStorage, BoxError, BoxFuture, CacheHandle, CacheValue, Error, Key, KeyBuilder, OnError, Problem,
-    Problems, Stats, Storage,
+    Problems, Stats, Storage, StorageKey,
 };
 pub use cachex_macros::{cached, encoder, singleton};
 
@@ -46,19 +48,22 @@ pub mod envelope {
     pub use cachex_core::envelope::*;
 }
 
-/// The Memcached backend's client traits, registration and adapters (feature `memcached`;
-/// adapters behind `memcache` and `async-memcached`).
+/// The storage engines, one module each (re-exported below under their own names, the way
+/// sqlx re-exports its drivers): the options, defaults and docs of each.
+pub use cachex_core::backend;
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub use cachex_core::backend::file;
 #[cfg(feature = "memcached")]
-pub mod memcached {
-    #[cfg(feature = "async-memcached")]
-    pub use cachex_core::AsyncMemcachedAdapter;
-    #[cfg(feature = "memcache")]
-    pub use cachex_core::MemcacheAdapter;
-    pub use cachex_core::{
-        memcached_exptime as exptime, memcached_register as register, memcached_register_async as register_async,
-        AsyncMemcachedClient, MemcachedClient,
-    };
-}
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+pub use cachex_core::backend::memcached;
+pub use cachex_core::backend::memory;
+#[cfg(feature = "mongodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
+pub use cachex_core::backend::mongodb;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use cachex_core::backend::redis;
 
 /// The actix-web plugin (feature `actix`): singletons as `web::Data<T>`, cached functions as
 /// request dependencies with `#[cachex::actix::dependency]`, a stats handler.

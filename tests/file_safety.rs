@@ -9,17 +9,18 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use cachex::{CacheConfig, Config};
-use cachex_core::{FileStore, Storage};
+use cachex_core::backend::file::FileStore;
+use cachex_core::{Key, Storage, StorageKey};
 
 const CHILD_ENV: &str = "CACHEX_TEST_FILE_MODES_CHILD";
 
-fn key(prefix: &str, n: u8) -> String {
-    format!("{prefix}:{}", format!("{n:02x}").repeat(32))
+fn key(prefix: &'static str, n: u8) -> StorageKey<'static> {
+    StorageKey::new(prefix, Key([n; 32]))
 }
 
-/// The file of `key` in `dir` (the store's naming: the key percent-encoded).
-fn entry_path(dir: &Path, key: &str) -> PathBuf {
-    dir.join(key.replace(':', "%3A"))
+/// The file of `key` in `dir` (the store's naming: `prefix:hex` percent-encoded).
+fn entry_path(dir: &Path, key: &StorageKey<'_>) -> PathBuf {
+    dir.join(key.text().replace(':', "%3A"))
 }
 
 fn scratch() -> PathBuf {

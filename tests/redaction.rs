@@ -132,7 +132,7 @@ fn redis_options_show_no_secret() {
         .iter()
         .filter(|(url, _, _)| url.starts_with("redis") || url.starts_with("unix"))
     {
-        let options = cachex_core::RedisOptions::new(url);
+        let options = cachex_core::backend::redis::RedisOptions::new(url);
         assert_hidden("RedisOptions", &format!("{options:?}"), secrets);
     }
 }
@@ -141,7 +141,7 @@ fn redis_options_show_no_secret() {
 #[cfg(feature = "mongodb")]
 fn mongodb_options_show_no_secret() {
     for (url, secrets, _) in TABLE.iter().filter(|(url, _, _)| url.starts_with("mongodb")) {
-        let options = cachex_core::MongoOptions::new(url, "cachex", "c");
+        let options = cachex_core::backend::mongodb::MongoOptions::new(url, "cachex", "c");
         assert_hidden("MongoOptions", &format!("{options:?}"), secrets);
     }
 }

@@ -24,8 +24,8 @@ fn the_provider_is_installed_only_for_tls_and_never_replaced() {
         .install_default()
         .expect("the application's install succeeds");
     let installed = Arc::clone(rustls::crypto::CryptoProvider::get_default().unwrap());
-    let options = cachex_core::RedisOptions::new("rediss://127.0.0.1:1/0");
-    cachex_core::RedisStore::new(&options, "tls").expect("a TLS store builds");
+    let options = cachex_core::backend::redis::RedisOptions::new("rediss://127.0.0.1:1/0");
+    cachex_core::backend::redis::RedisStore::new(&options, "tls").expect("a TLS store builds");
     assert!(
         Arc::ptr_eq(&installed, rustls::crypto::CryptoProvider::get_default().unwrap()),
         "the application's provider is kept"

@@ -26,6 +26,7 @@
 //! }
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use actix_web::{web, HttpResponse};
 use cachex_core::{CacheHandle, Error, Problem, Problems};

@@ -4,21 +4,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use cachex_core::{
-    check_cache_name, Backend, Cache, CacheSettings, Error, MemoryLimits, MemoryStore, OnError, Problem, Problems,
-    Runtime, DEFAULT_LOCK_TIMEOUT,
+    check_cache_name, Cache, CacheSettings, Error, OnError, Problem, Problems, Runtime, DEFAULT_LOCK_TIMEOUT,
 };
 
+use cachex_core::backend::{Kind, Spec, KINDS};
 use cachex_core::envelope::{SigningKeys, MIN_SIGNING_KEY_BYTES};
 
 use crate::load::{subject, Loaded};
 use crate::model::{BackendKind, CacheConfig, Secret};
-
-const BYTE_STORING: &[BackendKind] = &[
-    BackendKind::File,
-    BackendKind::Redis,
-    BackendKind::Mongodb,
-    BackendKind::Memcached,
-];
 
 /// The accepted range of `timeout`: 1 ms to 10 min.
 pub const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(600));
@@ -48,21 +41,9 @@ fn duration_problem(key: &str, value: Duration) -> Option<String> {
     })
 }
 
-/// The URL schemes each remote backend reads.
+/// The URL schemes a backend reads (none when it is not compiled in or reads no URL).
 fn schemes(backend: BackendKind) -> &'static [&'static str] {
-    match backend {
-        BackendKind::Redis => &[
-            "redis",
-            "rediss",
-            "redis+unix",
-            "unix",
-            "redis-cluster",
-            "rediss-cluster",
-        ],
-        BackendKind::Mongodb => &["mongodb", "mongodb+srv"],
-        BackendKind::Memcached => &["memcached", "memcache"],
-        BackendKind::Memory | BackendKind::File => &[],
-    }
+    cachex_core::backend::kind(backend.name()).map_or(&[], |kind| kind.url_schemes)
 }
 
 /// What is wrong with `url` for `backend`, in the user's terms (never quoting a password):
@@ -131,26 +112,26 @@ fn url_problem(url: &str, backend: BackendKind) -> Option<String> {
     None
 }
 
-/// Keys that only some backends read; any other backend rejects them.
-const BACKEND_KEYS: [(&str, &[BackendKind]); 11] = [
-    (
-        "url",
-        &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached],
-    ),
-    ("max_entries", &[BackendKind::Memory]),
-    ("max_bytes", &[BackendKind::Memory, BackendKind::File]),
-    ("path", &[BackendKind::File]),
-    (
-        "timeout",
-        &[BackendKind::Redis, BackendKind::Mongodb, BackendKind::Memcached],
-    ),
-    ("tls_ca_file", &[BackendKind::Redis]),
-    ("max_item_bytes", &[BackendKind::Memcached]),
-    ("database", &[BackendKind::Mongodb]),
-    ("collection", &[BackendKind::Mongodb]),
-    ("signing_key", BYTE_STORING),
-    ("signing_key_fallbacks", BYTE_STORING),
+/// Keys that only some backends read (each backend lists its own); any other backend
+/// rejects them.
+const BACKEND_KEYS: [&str; 11] = [
+    "url",
+    "max_entries",
+    "max_bytes",
+    "path",
+    "timeout",
+    "tls_ca_file",
+    "max_item_bytes",
+    "database",
+    "collection",
+    "signing_key",
+    "signing_key_fallbacks",
 ];
+
+/// Whether backend `kind` reads `key` (the signing keys: every byte-storing backend).
+fn reads(kind: &Kind, key: &str) -> bool {
+    kind.keys.contains(&key) || (key.starts_with("signing_key") && kind.stores_bytes)
+}
 
 fn is_set(cache: &CacheConfig, key: &str) -> bool {
     match key {
@@ -282,16 +263,19 @@ impl Checker<'_> {
             path
         };
         let backend = effective.backend.unwrap_or(BackendKind::Memory);
-        for (key, backends) in BACKEND_KEYS {
-            if is_set(own, key) && !backends.contains(&backend) {
-                self.report(
-                    &at(key),
-                    format!(
-                        "`{key}` does not apply to backend `{}`; it is read by: {}",
-                        backend.name(),
-                        backends.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
-                    ),
-                );
+        if let Some(kind) = cachex_core::backend::kind(backend.name()) {
+            for key in BACKEND_KEYS {
+                if is_set(own, key) && !reads(kind, key) {
+                    let readers: Vec<&str> = KINDS.iter().filter(|k| reads(k, key)).map(|k| k.name).collect();
+                    self.report(
+                        &at(key),
+                        format!(
+                            "`{key}` does not apply to backend `{}`; it is read by: {}",
+                            backend.name(),
+                            readers.join(", ")
+                        ),
+                    );
+                }
             }
         }
         if let Some(url) = &effective.url {
@@ -343,22 +327,11 @@ impl Checker<'_> {
 
 /// The backends compiled into this build.
 pub fn available_backends() -> String {
-    BackendKind::ALL
-        .iter()
-        .filter(|kind| compiled_in(**kind))
-        .map(|kind| kind.name())
-        .collect::<Vec<_>>()
-        .join(", ")
+    KINDS.iter().map(|kind| kind.name).collect::<Vec<_>>().join(", ")
 }
 
 fn compiled_in(kind: BackendKind) -> bool {
-    match kind {
-        BackendKind::Memory => true,
-        BackendKind::File => cfg!(feature = "file"),
-        BackendKind::Redis => cfg!(feature = "redis"),
-        BackendKind::Memcached => cfg!(feature = "memcached"),
-        BackendKind::Mongodb => cfg!(feature = "mongodb"),
-    }
+    cachex_core::backend::kind(kind.name()).is_some()
 }
 
 /// Checks a configuration, reporting every problem at once.
@@ -415,24 +388,11 @@ fn key_problem(name: &str, key: &str, origins: Origins<'_>, message: String) -> 
     }]))
 }
 
-/// The `url` a remote backend needs (checked before building, so missing is unlikely here).
-#[cfg(any(feature = "redis", feature = "mongodb"))]
-fn required_url(name: &str, backend: &str, effective: &CacheConfig, origins: Origins<'_>) -> Result<String, Error> {
-    effective
-        .url
-        .as_ref()
-        .map(|url| url.expose().to_owned())
-        .ok_or_else(|| key_problem(name, "url", origins, format!("a {backend} cache needs `url`")))
-}
-
 /// The signing keys of cache `name` (the memory backend keeps typed values: nothing to sign).
 fn signing_keys(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> Result<Option<SigningKeys>, Error> {
     let backend = effective.backend.unwrap_or(BackendKind::Memory);
-    let Some(key) = effective
-        .signing_key
-        .as_ref()
-        .filter(|_| BYTE_STORING.contains(&backend))
-    else {
+    let stores_bytes = cachex_core::backend::kind(backend.name()).is_some_and(|kind| kind.stores_bytes);
+    let Some(key) = effective.signing_key.as_ref().filter(|_| stores_bytes) else {
         return Ok(None);
     };
     let fallbacks: Vec<&str> = effective
@@ -505,106 +465,32 @@ fn build_cache_in(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> 
         signing: signing_keys(name, effective, origins)?,
         lock_timeout: effective.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
     };
-    let backend = match effective.backend.unwrap_or(BackendKind::Memory) {
-        BackendKind::Memory => Backend::Memory(MemoryStore::new(&MemoryLimits {
-            max_entries: effective.max_entries,
-            max_bytes: effective.max_bytes,
-            ttl: settings.ttl,
-        })),
-        #[cfg(feature = "file")]
-        BackendKind::File => {
-            let path = effective.path.clone().unwrap_or_default();
-            let store = cachex_core::FileStore::open(&path, &settings.prefix, effective.max_bytes)
-                .map_err(|e| key_problem(name, "path", origins, e.to_string()))?;
-            Backend::bytes("file", store)
-        }
-        #[cfg(feature = "redis")]
-        BackendKind::Redis => {
-            let tls_root_cert = match &effective.tls_ca_file {
-                Some(path) => Some(std::fs::read(path).map_err(|e| {
-                    key_problem(
-                        name,
-                        "tls_ca_file",
-                        origins,
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?),
-                None => None,
-            };
-            let options = cachex_core::RedisOptions {
-                url: required_url(name, "redis", effective, origins)?,
-                timeout: effective.timeout.unwrap_or(cachex_core::REDIS_DEFAULT_TIMEOUT),
-                tls_root_cert,
-            };
-            let store = cachex_core::RedisStore::new(&options, &settings.prefix)
-                .map_err(|e| key_problem(name, "url", origins, format!("not a usable redis URL: {e}")))?;
-            Backend::bytes("redis", store)
-        }
-        #[cfg(feature = "memcached")]
-        BackendKind::Memcached => memcached_backend(name, &settings.prefix, effective, origins)?,
-        #[cfg(feature = "mongodb")]
-        BackendKind::Mongodb => {
-            let options = cachex_core::MongoOptions {
-                url: required_url(name, "mongodb", effective, origins)?,
-                database: effective.database.clone().unwrap_or_else(|| "cachex".to_owned()),
-                collection: effective.collection.clone().unwrap_or_else(|| name.to_owned()),
-                timeout: effective.timeout.unwrap_or(cachex_core::MONGODB_DEFAULT_TIMEOUT),
-            };
-            let store = cachex_core::MongoStore::new(&options, &settings.prefix)
-                .map_err(|e| key_problem(name, "url", origins, format!("not a usable mongodb URL: {e}")))?;
-            Backend::bytes("mongodb", store)
-        }
-        #[allow(unreachable_patterns)] // every backend is compiled in with all features
-        other => {
-            return Err(key_problem(
-                name,
-                "backend",
-                origins,
-                format!(
-                    "backend `{}` is not available in this build; available: {}",
-                    other.name(),
-                    available_backends()
-                ),
-            ))
-        }
+    let backend = effective.backend.unwrap_or(BackendKind::Memory);
+    let Some(kind) = cachex_core::backend::kind(backend.name()) else {
+        return Err(key_problem(
+            name,
+            "backend",
+            origins,
+            format!(
+                "backend `{}` is not available in this build; available: {}",
+                backend.name(),
+                available_backends()
+            ),
+        ));
     };
+    let mut spec = Spec::new(name, &settings.prefix);
+    spec.ttl = settings.ttl;
+    spec.url = effective.url.as_ref().map(|url| url.expose());
+    spec.timeout = effective.timeout;
+    spec.max_entries = effective.max_entries;
+    spec.max_bytes = effective.max_bytes;
+    spec.path = effective.path.as_deref();
+    spec.tls_ca_file = effective.tls_ca_file.as_deref();
+    spec.max_item_bytes = effective.max_item_bytes;
+    spec.database = effective.database.as_deref();
+    spec.collection = effective.collection.as_deref();
+    let backend = (kind.build)(&spec).map_err(|problem| key_problem(name, problem.key, origins, problem.message))?;
     Ok(Cache::new(settings, backend))
-}
-
-/// The memcached backend of cache `name`: the clients registered in code, and for a side
-/// without one, the built-in adapter for `url` (when its feature is compiled in).
-#[cfg(feature = "memcached")]
-fn memcached_backend(
-    name: &str,
-    prefix: &str,
-    effective: &CacheConfig,
-    origins: Origins<'_>,
-) -> Result<Backend, Error> {
-    #[allow(unused_mut)]
-    let mut clients = cachex_core::memcached_registered(name);
-    #[allow(unused_variables)]
-    let timeout = effective.timeout.unwrap_or(std::time::Duration::from_millis(250));
-    if let Some(url) = &effective.url {
-        #[cfg(feature = "memcache")]
-        if clients.blocking.is_none() {
-            let adapter = cachex_core::MemcacheAdapter::new(url.expose(), timeout)
-                .map_err(|e| key_problem(name, "url", origins, format!("not a usable memcached URL: {e}")))?;
-            clients.blocking = Some(std::sync::Arc::new(adapter));
-        }
-        #[cfg(feature = "async-memcached")]
-        if clients.nonblocking.is_none() {
-            let adapter = cachex_core::AsyncMemcachedAdapter::new(url.expose(), timeout)
-                .map_err(|e| key_problem(name, "url", origins, format!("not a usable memcached URL: {e}")))?;
-            clients.nonblocking = Some(std::sync::Arc::new(adapter));
-        }
-        let _ = url;
-    }
-    let max_item_bytes = effective.max_item_bytes.map(|n| n as usize);
-    let store = cachex_core::MemcachedStore::new(name, prefix, clients, max_item_bytes).map_err(|message| {
-        let key = if message.contains("prefix") { "prefix" } else { "url" };
-        key_problem(name, key, origins, message)
-    })?;
-    Ok(Backend::bytes("memcached", store))
 }
 
 /// Checks a configuration and builds its runtime: the declared caches, or, when none is

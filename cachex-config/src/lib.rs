@@ -10,6 +10,7 @@
 //! # Ok::<(), cachex_core::Error>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod build;
 mod load;

@@ -18,7 +18,6 @@ fn problems(result: Result<impl Sized, Error>) -> String {
 }
 
 #[test]
-#[cfg(feature = "redis")]
 fn a_bad_port_in_the_file_names_the_file_key_and_what_is_wrong() {
     Jail::expect_with(|jail| {
         jail.create_file(
@@ -35,7 +34,6 @@ fn a_bad_port_in_the_file_names_the_file_key_and_what_is_wrong() {
 }
 
 #[test]
-#[cfg(feature = "redis")]
 fn a_bad_port_in_the_environment_names_the_variable() {
     Jail::expect_with(|jail| {
         jail.create_file("cachex.toml", "[caches.fib]\nbackend = \"redis\"\n")?;
@@ -50,7 +48,6 @@ fn a_bad_port_in_the_environment_names_the_variable() {
 }
 
 #[test]
-#[cfg(feature = "redis")]
 fn a_build_stage_problem_names_its_source() {
     // The URL's shape is fine; the client rejects its database number when the cache is built.
     Jail::expect_with(|jail| {
@@ -68,7 +65,6 @@ fn a_build_stage_problem_names_its_source() {
 }
 
 #[test]
-#[cfg(feature = "redis")]
 fn an_inherited_url_is_reported_where_it_was_set() {
     Jail::expect_with(|jail| {
         jail.create_file(
@@ -157,7 +153,6 @@ fn lock_timeout_is_inherited_from_the_defaults_with_a_generous_default() {
 }
 
 #[test]
-#[cfg(feature = "redis")]
 fn a_panicking_client_builder_is_a_problem_not_a_panic() {
     // Built in code, the range check is skipped: r2d2 asserts a positive timeout, and that
     // panic must come back as a problem.

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::backend::memory::MemoryStore;
+use crate::backend::Backend;
 use crate::envelope::{self, DecodeError, SigningKeys, Verified};
 use crate::error::{BoxError, Error};
 use crate::flight::Flights;
 use crate::key::{CallKey, Seed};
-use crate::memory::MemoryStore;
 use crate::stats::{Counters, Stats};
-use crate::storage::{AsyncStorage, Storage};
+use crate::storage::StorageKey;
 
 /// What a cached call does when its backend fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -84,40 +85,6 @@ impl CacheSettings {
     }
 }
 
-/// The storage behind one cache.
-pub enum Backend {
-    /// Typed values in process memory.
-    Memory(MemoryStore),
-    /// Enveloped bytes in an engine with a blocking and an async side.
-    Bytes {
-        /// The backend kind, for messages and stats (`file`, `redis`, ...).
-        kind: &'static str,
-        /// The blocking side.
-        blocking: Arc<dyn Storage>,
-        /// The async side.
-        nonblocking: Arc<dyn AsyncStorage>,
-    },
-}
-
-impl Backend {
-    /// A byte-storing backend over one store that has both sides.
-    pub fn bytes<S: Storage + AsyncStorage + Clone>(kind: &'static str, store: S) -> Backend {
-        Backend::Bytes {
-            kind,
-            blocking: Arc::new(store.clone()),
-            nonblocking: Arc::new(store),
-        }
-    }
-
-    /// The backend kind: `memory`, `file`, `redis`, `mongodb` or `memcached`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Backend::Memory(_) => "memory",
-            Backend::Bytes { kind, .. } => kind,
-        }
-    }
-}
-
 /// One named cache.
 pub struct Cache {
     pub(crate) settings: CacheSettings,
@@ -166,12 +133,8 @@ impl Cache {
         matches!(self.backend, Backend::Bytes { .. })
     }
 
-    fn storage_key(&self, key: &CallKey<'_>) -> String {
-        let mut out = String::with_capacity(self.settings.prefix.len() + 65);
-        out.push_str(&self.settings.prefix);
-        out.push(':');
-        key.digest().push_hex(&mut out);
-        out
+    fn storage_key(&self, key: &CallKey<'_>) -> StorageKey<'_> {
+        StorageKey::new(&self.settings.prefix, key.digest())
     }
 
     fn backend_error(&self, source: BoxError) -> Error {
@@ -190,7 +153,7 @@ impl Cache {
     fn open<V: CacheValue>(
         &self,
         key: &CallKey<'_>,
-        storage_key: &str,
+        storage_key: &StorageKey<'_>,
         bytes: Option<Vec<u8>>,
         started: Option<Instant>,
         counted: bool,
@@ -219,19 +182,20 @@ impl Cache {
     /// has left.
     fn verify(
         &self,
-        storage_key: &str,
+        storage_key: &StorageKey<'_>,
         bytes: Vec<u8>,
         resigned: &mut Option<(Vec<u8>, Option<Duration>)>,
     ) -> Result<Vec<u8>, DecodeError> {
         let Some(keys) = &self.settings.signing else {
             return Ok(bytes);
         };
-        match keys.verify(storage_key, &bytes) {
+        let storage_key = storage_key.text();
+        match keys.verify(&storage_key, &bytes) {
             Ok(Verified::Current) => Ok(bytes),
             Ok(Verified::Fallback) => {
                 if let Some(expiry) = envelope::read_expiry(&bytes) {
                     let mut again = bytes.clone();
-                    keys.sign(storage_key, &mut again);
+                    keys.sign(&storage_key, &mut again);
                     *resigned = Some((again, expiry.remaining()));
                 }
                 Ok(bytes)
@@ -349,7 +313,7 @@ impl Cache {
     }
 
     /// The envelope of `value` to store under `storage_key`, signed when the cache signs.
-    fn encode<V: CacheValue>(&self, storage_key: &str, value: &V) -> Result<Vec<u8>, Error> {
+    fn encode<V: CacheValue>(&self, storage_key: &StorageKey<'_>, value: &V) -> Result<Vec<u8>, Error> {
         let mut bytes = envelope::encode(value, self.settings.ttl).map_err(|e| {
             self.counters.error();
             Error::Encode {
@@ -358,7 +322,7 @@ impl Cache {
             }
         })?;
         if let Some(keys) = &self.settings.signing {
-            keys.sign(storage_key, &mut bytes);
+            keys.sign(&storage_key.text(), &mut bytes);
         }
         Ok(bytes)
     }

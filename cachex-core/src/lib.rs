@@ -6,33 +6,26 @@
 //! calls into [`call`].
 //!
 //! ```
-//! use cachex_core::{Backend, Cache, CacheSettings, MemoryLimits, MemoryStore};
+//! use cachex_core::backend::memory::{MemoryLimits, MemoryStore};
+//! use cachex_core::{Backend, Cache, CacheSettings};
 //! let cache = Cache::new(CacheSettings::new("fib"), Backend::Memory(MemoryStore::new(&MemoryLimits::default())));
 //! assert_eq!(cache.settings().prefix, "cachex:fib");
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod backend;
 mod cache;
 pub mod call;
 mod clock;
 pub mod envelope;
 mod error;
-#[cfg(feature = "file")]
-mod file;
 mod flight;
 pub mod key;
-#[cfg(feature = "memcached")]
-mod memcached;
-mod memory;
-#[cfg(feature = "mongodb")]
-mod mongodb;
 pub mod output;
 mod passthrough;
-#[cfg(any(feature = "redis", feature = "mongodb", feature = "async-memcached"))]
-mod per_runtime;
 pub mod redact;
-#[cfg(feature = "redis")]
-mod redis;
 pub mod registry;
 mod runtime;
 mod singleton;
@@ -40,34 +33,14 @@ mod stats;
 mod storage;
 mod varint;
 
-pub use cache::{Backend, Cache, CacheHandle, CacheSettings, CacheValue, OnError, DEFAULT_LOCK_TIMEOUT};
+pub use backend::Backend;
+pub use cache::{Cache, CacheHandle, CacheSettings, CacheValue, OnError, DEFAULT_LOCK_TIMEOUT};
 pub use error::{BoxError, Error, Problem, Problems};
-#[cfg(feature = "file")]
-pub use file::{FileStore, MAX_ENTRY_BYTES as FILE_MAX_ENTRY_BYTES};
 pub use key::{ArgCaps, ArgEncoding, Key, KeyBuilder};
-#[cfg(feature = "async-memcached")]
-pub use memcached::AsyncMemcachedAdapter;
-#[cfg(feature = "memcache")]
-pub use memcached::MemcacheAdapter;
-#[cfg(feature = "memcached")]
-pub use memcached::{
-    check_prefix as memcached_check_prefix, exptime as memcached_exptime, register as memcached_register,
-    register_async as memcached_register_async, registered as memcached_registered, AsyncMemcachedClient,
-    MemcachedClient, MemcachedStore, Registered as MemcachedClients,
-    DEFAULT_MAX_ITEM_BYTES as MEMCACHED_DEFAULT_MAX_ITEM_BYTES,
-};
-pub use memory::{MemoryLimits, MemoryStore, DEFAULT_MAX_ENTRIES};
-#[cfg(feature = "mongodb")]
-pub use mongodb::{
-    regex_escape as mongodb_regex_escape, MongoOptions, MongoStore, DEFAULT_TIMEOUT as MONGODB_DEFAULT_TIMEOUT,
-    MAX_DOCUMENT_BYTES as MONGODB_MAX_DOCUMENT_BYTES,
-};
-#[cfg(feature = "redis")]
-pub use redis::{glob_escape as redis_glob_escape, RedisOptions, RedisStore, DEFAULT_TIMEOUT as REDIS_DEFAULT_TIMEOUT};
 pub use runtime::{cache, caches, check_cache_name, initialized, install, runtime, CacheFactory, Loader, Runtime};
 pub use singleton::{AsyncSingleton, Singleton, NO_ARGUMENTS};
 pub use stats::Stats;
-pub use storage::{AsyncStorage, BoxFuture, Storage};
+pub use storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 /// Registers a zero-argument singleton with the actix-web plugin (feature `actix`).
 #[cfg(feature = "actix")]

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
+use crate::backend::memory::{MemoryLimits, MemoryStore};
 use crate::cache::{Cache, CacheHandle, CacheSettings};
 use crate::error::{Error, Problem, Problems};
-use crate::memory::{MemoryLimits, MemoryStore};
 use crate::Backend;
 
 /// Builds the cache for a name that the configuration does not declare (the embedded default:
@@ -16,7 +16,8 @@ pub type CacheFactory = Box<dyn Fn(&str) -> Result<Cache, Error> + Send + Sync>;
 /// The named caches of one process.
 ///
 /// ```
-/// use cachex_core::{Backend, Cache, CacheSettings, MemoryLimits, MemoryStore, Runtime};
+/// use cachex_core::backend::memory::{MemoryLimits, MemoryStore};
+/// use cachex_core::{Backend, Cache, CacheSettings, Runtime};
 /// let fib = Cache::new(CacheSettings::new("fib"), Backend::Memory(MemoryStore::new(&MemoryLimits::default())));
 /// let runtime = Runtime::new(vec![fib], None);
 /// assert!(runtime.cache("fib").is_ok());

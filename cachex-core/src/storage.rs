@@ -1,46 +1,51 @@
 //! The traits every byte-storing backend implements: [`Storage`] (blocking) and
-//! [`AsyncStorage`] (futures). Keys are the cache's prefix followed by the hex key.
+//! [`AsyncStorage`] (futures), and [`StorageKey`], the name of an entry: the cache's prefix and
+//! the key's digest.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use crate::error::BoxError;
+use crate::key::Key;
 
-/// Whether the caller runs inside a tokio runtime, which the async sides of the network
-/// backends need (their timeouts are tokio timers; without a runtime they would panic).
+/// The name of one entry in a shared store: the cache's prefix and the key's digest. Backends
+/// that name an entry by one string use [`StorageKey::text`] (`prefix:hex`); others compose
+/// their own name from the parts (memcached puts its namespace generation between them).
 ///
-/// `Handle::try_current` answers, but it clones the runtime's handle, an atomic count that
-/// every worker thread writes: asked on every Redis hit, its decrement was the hottest
-/// instruction of cachex's own Redis code in a profile. So inside a task it is asked once per
-/// task: a small table per thread keeps the ids of the tasks it said yes for. (A task id alone proves nothing: a `LocalSet` can be
-/// driven by another executor, outside any runtime.)
-#[cfg(any(feature = "redis", feature = "mongodb", feature = "async-memcached"))]
-pub(crate) fn in_tokio_runtime() -> bool {
-    use std::cell::Cell;
-    use std::hash::BuildHasher;
+/// ```
+/// use cachex_core::{Key, StorageKey};
+/// let key = StorageKey::new("cachex:fib", Key([0xab; 32]));
+/// assert_eq!(key.text(), format!("cachex:fib:{}", "ab".repeat(32)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageKey<'a> {
+    /// The cache's namespace (`prefix` in the configuration).
+    pub prefix: &'a str,
+    /// The digest of the call's key.
+    pub digest: Key,
+}
 
-    const SLOTS: usize = 64;
-    thread_local! {
-        static VERIFIED: [Cell<Option<tokio::task::Id>>; SLOTS] = const { [const { Cell::new(None) }; SLOTS] };
+impl<'a> StorageKey<'a> {
+    /// The entry of `digest` under `prefix`.
+    pub fn new(prefix: &'a str, digest: Key) -> Self {
+        StorageKey { prefix, digest }
     }
-    let in_runtime = || tokio::runtime::Handle::try_current().is_ok();
-    let Some(task) = tokio::task::try_id() else {
-        return in_runtime();
-    };
-    let slot = crate::passthrough::PassThrough.hash_one(task) as usize % SLOTS;
-    VERIFIED
-        .try_with(|verified| {
-            if verified[slot].get() == Some(task) {
-                return true;
-            }
-            let yes = in_runtime();
-            if yes {
-                verified[slot].set(Some(task));
-            }
-            yes
-        })
-        .unwrap_or_else(|_| in_runtime())
+
+    /// `prefix:hex`, the entry's name as one string.
+    pub fn text(&self) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + 65);
+        out.push_str(self.prefix);
+        out.push(':');
+        self.digest.push_hex(&mut out);
+        out
+    }
+}
+
+impl std::fmt::Display for StorageKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
 }
 
 /// A boxed, `Send` future, the return type of [`AsyncStorage`] methods.
@@ -55,21 +60,21 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
 /// use std::time::Duration;
-/// use cachex_core::{BoxError, Storage};
+/// use cachex_core::{BoxError, Key, Storage, StorageKey};
 ///
 /// #[derive(Default)]
 /// struct MapStorage(Mutex<HashMap<String, Vec<u8>>>);
 ///
 /// impl Storage for MapStorage {
-///     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
-///         Ok(self.0.lock().unwrap().get(key).cloned())
+///     fn get(&self, key: &StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError> {
+///         Ok(self.0.lock().unwrap().get(&key.text()).cloned())
 ///     }
-///     fn set(&self, key: &str, value: &[u8], _ttl: Option<Duration>) -> Result<(), BoxError> {
-///         self.0.lock().unwrap().insert(key.to_owned(), value.to_vec());
+///     fn set(&self, key: &StorageKey<'_>, value: &[u8], _ttl: Option<Duration>) -> Result<(), BoxError> {
+///         self.0.lock().unwrap().insert(key.text(), value.to_vec());
 ///         Ok(())
 ///     }
-///     fn delete(&self, key: &str) -> Result<(), BoxError> {
-///         self.0.lock().unwrap().remove(key);
+///     fn delete(&self, key: &StorageKey<'_>) -> Result<(), BoxError> {
+///         self.0.lock().unwrap().remove(&key.text());
 ///         Ok(())
 ///     }
 ///     fn clear(&self) -> Result<(), BoxError> {
@@ -79,16 +84,17 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// }
 ///
 /// let storage = MapStorage::default();
-/// storage.set("p:1", b"v", None).unwrap();
-/// assert_eq!(storage.get("p:1").unwrap().as_deref(), Some(&b"v"[..]));
+/// let key = StorageKey::new("p", Key([1; 32]));
+/// storage.set(&key, b"v", None).unwrap();
+/// assert_eq!(storage.get(&key).unwrap().as_deref(), Some(&b"v"[..]));
 /// ```
 pub trait Storage: Send + Sync + 'static {
     /// The bytes stored under `key`, or `None`.
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError>;
+    fn get(&self, key: &StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError>;
     /// Stores `value` under `key`, replacing what was there, expiring after `ttl`.
-    fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError>;
+    fn set(&self, key: &StorageKey<'_>, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError>;
     /// Removes the entry under `key`, if any.
-    fn delete(&self, key: &str) -> Result<(), BoxError>;
+    fn delete(&self, key: &StorageKey<'_>) -> Result<(), BoxError>;
     /// Removes every entry of this cache (its prefix), and nothing else.
     fn clear(&self) -> Result<(), BoxError>;
 }
@@ -97,18 +103,18 @@ pub trait Storage: Send + Sync + 'static {
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachex_core::{AsyncStorage, BoxError, BoxFuture};
+/// use cachex_core::{AsyncStorage, BoxError, BoxFuture, StorageKey};
 ///
 /// struct Nothing;
 ///
 /// impl AsyncStorage for Nothing {
-///     fn get<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+///     fn get<'a>(&'a self, _key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
 ///         Box::pin(async { Ok(None) })
 ///     }
-///     fn set<'a>(&'a self, _key: &'a str, _value: &'a [u8], _ttl: Option<Duration>) -> BoxFuture<'a, Result<(), BoxError>> {
+///     fn set<'a>(&'a self, _key: &'a StorageKey<'a>, _value: &'a [u8], _ttl: Option<Duration>) -> BoxFuture<'a, Result<(), BoxError>> {
 ///         Box::pin(async { Ok(()) })
 ///     }
-///     fn delete<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
+///     fn delete<'a>(&'a self, _key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), BoxError>> {
 ///         Box::pin(async { Ok(()) })
 ///     }
 ///     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
@@ -118,11 +124,16 @@ pub trait Storage: Send + Sync + 'static {
 /// ```
 pub trait AsyncStorage: Send + Sync + 'static {
     /// The bytes stored under `key`, or `None`.
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>>;
+    fn get<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>>;
     /// Stores `value` under `key`, replacing what was there, expiring after `ttl`.
-    fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Option<Duration>) -> BoxFuture<'a, Result<(), BoxError>>;
+    fn set<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), BoxError>>;
     /// Removes the entry under `key`, if any.
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BoxError>>;
+    fn delete<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), BoxError>>;
     /// Removes every entry of this cache (its prefix), and nothing else.
     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>>;
 }

@@ -13,7 +13,7 @@ use crate::error::BoxError;
 /// ```
 /// use std::time::Duration;
 /// // Nothing connects until the first operation.
-/// let client = cachex_core::MemcacheAdapter::new("memcached://127.0.0.1:11211", Duration::from_millis(250)).unwrap();
+/// let client = cachex_core::backend::memcached::MemcacheAdapter::new("memcached://127.0.0.1:11211", Duration::from_millis(250)).unwrap();
 /// # drop(client);
 /// ```
 pub struct MemcacheAdapter(memcache::Client);

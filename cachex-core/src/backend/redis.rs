@@ -18,9 +18,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::{Client, Cmd, ConnectionLike, RedisError, Value};
 
+use crate::backend::per_runtime::PerRuntime;
 use crate::error::BoxError;
-use crate::per_runtime::PerRuntime;
-use crate::storage::{AsyncStorage, BoxFuture, Storage};
+use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 /// The per-operation timeout when the configuration sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -28,7 +28,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 /// How to reach a Redis deployment.
 ///
 /// ```
-/// use cachex_core::RedisOptions;
+/// use cachex_core::backend::redis::RedisOptions;
 /// let options = RedisOptions::new("redis://:secret@127.0.0.1:6379/0");
 /// assert!(!format!("{options:?}").contains("secret"));
 /// ```
@@ -216,7 +216,7 @@ impl Connections {
 
     /// The shared connection, connecting on first use.
     async fn shared(&self) -> Result<Shared, BoxError> {
-        if !crate::storage::in_tokio_runtime() {
+        if !crate::backend::in_tokio_runtime() {
             return Err("the async side of the redis backend needs a tokio runtime".into());
         }
         match self.shared.get() {
@@ -324,7 +324,7 @@ fn masters(slots: &Value) -> Result<Vec<(String, u16)>, BoxError> {
 /// Escapes Redis glob metacharacters (`*`, `?`, `[`, `]`, `\`).
 ///
 /// ```
-/// assert_eq!(cachex_core::redis_glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+/// assert_eq!(cachex_core::backend::redis::glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
 /// ```
 pub fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 4);
@@ -460,13 +460,16 @@ impl RedisStore {
 }
 
 impl Storage for RedisStore {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
+    fn get(&self, key: &StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError> {
+        let key = &key.text();
         self.conns.query(&Self::key_cmd("GET", key))
     }
-    fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError> {
+    fn set(&self, key: &StorageKey<'_>, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError> {
+        let key = &key.text();
         self.conns.query(&Self::set_cmd(key, value, ttl))
     }
-    fn delete(&self, key: &str) -> Result<(), BoxError> {
+    fn delete(&self, key: &StorageKey<'_>) -> Result<(), BoxError> {
+        let key = &key.text();
         self.conns.query(&Self::key_cmd("UNLINK", key))
     }
     fn clear(&self) -> Result<(), BoxError> {
@@ -475,19 +478,59 @@ impl Storage for RedisStore {
 }
 
 impl AsyncStorage for RedisStore {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
-        Box::pin(async move { self.conns.query_async(&Self::key_cmd("GET", key)).await })
+    fn get<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+        let key = key.text();
+        Box::pin(async move { self.conns.query_async(&Self::key_cmd("GET", &key)).await })
     }
-    fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Option<Duration>) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async move { self.conns.query_async(&Self::set_cmd(key, value, ttl)).await })
+    fn set<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        let key = key.text();
+        Box::pin(async move { self.conns.query_async(&Self::set_cmd(&key, value, ttl)).await })
     }
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async move { self.conns.query_async(&Self::key_cmd("UNLINK", key)).await })
+    fn delete<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), BoxError>> {
+        let key = key.text();
+        Box::pin(async move { self.conns.query_async(&Self::key_cmd("UNLINK", &key)).await })
     }
     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(self.clear_async())
     }
 }
+
+/// The redis backend: `url` (standalone, TLS, unix socket or cluster), `timeout`,
+/// `tls_ca_file`.
+pub const KIND: super::Kind = super::Kind {
+    name: "redis",
+    keys: &["url", "timeout", "tls_ca_file"],
+    url_schemes: &[
+        "redis",
+        "rediss",
+        "redis+unix",
+        "unix",
+        "redis-cluster",
+        "rediss-cluster",
+    ],
+    stores_bytes: true,
+    build: |spec| {
+        let tls_root_cert = match spec.tls_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                super::SettingProblem::new("tls_ca_file", format!("cannot read {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        let options = RedisOptions {
+            url: spec.required_url("redis")?.to_owned(),
+            timeout: spec.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            tls_root_cert,
+        };
+        let store = RedisStore::new(&options, spec.prefix)
+            .map_err(|e| super::SettingProblem::new("url", format!("not a usable redis URL: {e}")))?;
+        Ok(super::Backend::bytes("redis", store))
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -14,9 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use super::SettingProblem;
 use crate::envelope::now_millis;
 use crate::error::BoxError;
-use crate::storage::{AsyncStorage, BoxFuture, Storage};
+use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 #[cfg(feature = "async-memcached")]
 mod async_adapter;
@@ -45,7 +46,8 @@ const THIRTY_DAYS: u64 = 30 * 24 * 3600;
 /// ```
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
-/// use cachex_core::{BoxError, MemcachedClient};
+/// use cachex_core::backend::memcached::MemcachedClient;
+/// use cachex_core::BoxError;
 ///
 /// /// A stand-in client over a map (a real one talks to a server).
 /// #[derive(Default)]
@@ -77,7 +79,7 @@ const THIRTY_DAYS: u64 = 30 * 24 * 3600;
 ///         Ok(Some(next))
 ///     }
 /// }
-/// cachex_core::memcached_register("doc_sessions", MapClient::default());
+/// cachex_core::backend::memcached::register("doc_sessions", MapClient::default());
 /// ```
 pub trait MemcachedClient: Send + Sync + 'static {
     /// The value under `key`.
@@ -141,7 +143,7 @@ pub fn registered(cache: &str) -> Registered {
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachex_core::memcached_exptime;
+/// use cachex_core::backend::memcached::exptime as memcached_exptime;
 /// assert_eq!(memcached_exptime(None), 0);
 /// assert_eq!(memcached_exptime(Some(Duration::from_secs(60))), 60);
 /// assert!(memcached_exptime(Some(Duration::from_secs(40 * 86_400))) > 1_700_000_000);
@@ -177,6 +179,41 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
         return Err("memcached keys cannot contain spaces or control characters".into());
     }
     Ok(())
+}
+
+/// The per-operation timeout of the built-in adapters when the configuration sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The memcached backend: the clients registered for the cache in code, and for a side
+/// without one the built-in adapter for `url` (features `memcache`, `async-memcached`);
+/// `timeout` and `max_item_bytes`.
+pub const KIND: super::Kind = super::Kind {
+    name: "memcached",
+    keys: &["url", "timeout", "max_item_bytes"],
+    url_schemes: &["memcached", "memcache"],
+    stores_bytes: true,
+    build,
+};
+
+fn build(spec: &super::Spec<'_>) -> Result<super::Backend, SettingProblem> {
+    #[allow(unused_mut)]
+    let mut clients = registered(spec.name);
+    #[cfg(any(feature = "memcache", feature = "async-memcached"))]
+    if let Some(url) = spec.url {
+        let timeout = spec.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let unusable = |e: BoxError| SettingProblem::new("url", format!("not a usable memcached URL: {e}"));
+        #[cfg(feature = "memcache")]
+        if clients.blocking.is_none() {
+            clients.blocking = Some(Arc::new(MemcacheAdapter::new(url, timeout).map_err(unusable)?));
+        }
+        #[cfg(feature = "async-memcached")]
+        if clients.nonblocking.is_none() {
+            clients.nonblocking = Some(Arc::new(AsyncMemcachedAdapter::new(url, timeout).map_err(unusable)?));
+        }
+    }
+    let max_item_bytes = spec.max_item_bytes.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let store = MemcachedStore::new(spec.name, spec.prefix, clients, max_item_bytes)?;
+    Ok(super::Backend::bytes("memcached", store))
 }
 
 /// The `host:port` of a `memcached://host:port` (or `memcache://`) URL, for the adapters.
@@ -224,25 +261,32 @@ fn parse_generation(bytes: &[u8]) -> Result<u64, BoxError> {
 pub struct MemcachedStore {
     blocking: Option<Arc<dyn MemcachedClient>>,
     nonblocking: Option<Arc<dyn AsyncMemcachedClient>>,
-    prefix: String,
     generation: Arc<Generation>,
     max_item_bytes: usize,
 }
 
 impl MemcachedStore {
-    /// A store over these clients (a missing side answers with an error saying so).
-    pub fn new(cache: &str, prefix: &str, clients: Registered, max_item_bytes: Option<usize>) -> Result<Self, String> {
-        check_prefix(prefix)?;
+    /// A store over these clients (a missing side answers with an error saying so); a problem
+    /// names the setting at fault (`prefix`, or `url` when there is no client at all).
+    pub fn new(
+        cache: &str,
+        prefix: &str,
+        clients: Registered,
+        max_item_bytes: Option<usize>,
+    ) -> Result<Self, SettingProblem> {
+        check_prefix(prefix).map_err(|message| SettingProblem::new("prefix", message))?;
         if clients.blocking.is_none() && clients.nonblocking.is_none() {
-            return Err(format!(
-                "no memcached client for cache `{cache}`: register one with cachex::memcached::register(\"{cache}\", client) \
-                 (or register_async) before init(), or set `url` to use a built-in adapter"
+            return Err(SettingProblem::new(
+                "url",
+                format!(
+                    "no memcached client for cache `{cache}`: register one with cachex::memcached::register(\"{cache}\", client) \
+                     (or register_async) before init(), or set `url` to use a built-in adapter"
+                ),
             ));
         }
         Ok(MemcachedStore {
             blocking: clients.blocking,
             nonblocking: clients.nonblocking,
-            prefix: prefix.to_owned(),
             generation: Arc::new(Generation {
                 key: format!("{prefix}:gen"),
                 current: RwLock::new(None),
@@ -263,10 +307,11 @@ impl MemcachedStore {
         })
     }
 
-    /// `prefix:hex` (the storage key the cache hands over) becomes `prefix:generation:hex`.
-    fn namespaced(&self, key: &str, generation: u64) -> String {
-        let hex = key.rsplit(':').next().unwrap_or(key);
-        format!("{}:{generation}:{hex}", self.prefix)
+    /// The entry's key on the server: `prefix:generation:hex`.
+    fn namespaced(&self, key: &StorageKey<'_>, generation: u64) -> String {
+        let mut out = format!("{}:{generation}:", key.prefix);
+        key.digest.push_hex(&mut out);
+        out
     }
 
     fn check_size(&self, value: &[u8]) -> Result<(), BoxError> {
@@ -321,17 +366,17 @@ impl MemcachedStore {
 }
 
 impl Storage for MemcachedStore {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
+    fn get(&self, key: &StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError> {
         let generation = self.current_generation()?;
         self.blocking()?.get(&self.namespaced(key, generation))
     }
-    fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError> {
+    fn set(&self, key: &StorageKey<'_>, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError> {
         self.check_size(value)?;
         let generation = self.current_generation()?;
         self.blocking()?
             .set(&self.namespaced(key, generation), value, exptime(ttl))
     }
-    fn delete(&self, key: &str) -> Result<(), BoxError> {
+    fn delete(&self, key: &StorageKey<'_>) -> Result<(), BoxError> {
         let generation = self.current_generation()?;
         self.blocking()?.delete(&self.namespaced(key, generation))
     }
@@ -347,13 +392,18 @@ impl Storage for MemcachedStore {
 }
 
 impl AsyncStorage for MemcachedStore {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+    fn get<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
         Box::pin(async move {
             let generation = self.current_generation_async().await?;
             self.nonblocking()?.get(&self.namespaced(key, generation)).await
         })
     }
-    fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Option<Duration>) -> BoxFuture<'a, Result<(), BoxError>> {
+    fn set<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             self.check_size(value)?;
             let generation = self.current_generation_async().await?;
@@ -362,7 +412,7 @@ impl AsyncStorage for MemcachedStore {
                 .await
         })
     }
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
+    fn delete<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             let generation = self.current_generation_async().await?;
             self.nonblocking()?.delete(&self.namespaced(key, generation)).await

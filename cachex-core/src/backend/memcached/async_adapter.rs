@@ -9,8 +9,8 @@ use async_memcached::{AsciiProtocol, Client, Error, Status};
 use deadpool::managed::{self, Metrics, Object, Pool, RecycleError, RecycleResult};
 
 use super::AsyncMemcachedClient;
+use crate::backend::per_runtime::PerRuntime;
 use crate::error::BoxError;
-use crate::per_runtime::PerRuntime;
 use crate::storage::BoxFuture;
 
 struct Connector {
@@ -39,7 +39,7 @@ impl managed::Manager for Connector {
 /// ```
 /// use std::time::Duration;
 /// // Nothing connects until the first operation.
-/// let client = cachex_core::AsyncMemcachedAdapter::new("memcached://127.0.0.1:11211", Duration::from_millis(250)).unwrap();
+/// let client = cachex_core::backend::memcached::AsyncMemcachedAdapter::new("memcached://127.0.0.1:11211", Duration::from_millis(250)).unwrap();
 /// # drop(client);
 /// ```
 pub struct AsyncMemcachedAdapter {
@@ -72,7 +72,7 @@ impl AsyncMemcachedAdapter {
     }
 
     async fn checkout(&self) -> Result<Object<Connector>, BoxError> {
-        if !crate::storage::in_tokio_runtime() {
+        if !crate::backend::in_tokio_runtime() {
             return Err("the async memcached adapter needs a tokio runtime".into());
         }
         let pool = self.pools.get_or_make(|| async { self.pool() }).await?;

@@ -33,8 +33,8 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 ///
 /// ```
 /// use std::time::Duration;
-/// let limits = cachex_core::MemoryLimits { max_entries: Some(100), max_bytes: None, ttl: Some(Duration::from_secs(60)) };
-/// let store = cachex_core::MemoryStore::new(&limits);
+/// let limits = cachex_core::backend::memory::MemoryLimits { max_entries: Some(100), max_bytes: None, ttl: Some(Duration::from_secs(60)) };
+/// let store = cachex_core::backend::memory::MemoryStore::new(&limits);
 /// assert_eq!(store.entry_count(), 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -278,6 +278,22 @@ fn encoded_len<V: serde::Serialize>(value: &V) -> u64 {
         Err(_) => 0,
     }
 }
+
+/// The memory backend: typed values in process memory, bounded by `max_entries` and/or
+/// `max_bytes`.
+pub const KIND: super::Kind = super::Kind {
+    name: "memory",
+    keys: &["max_entries", "max_bytes"],
+    url_schemes: &[],
+    stores_bytes: false,
+    build: |spec| {
+        Ok(super::Backend::Memory(MemoryStore::new(&MemoryLimits {
+            max_entries: spec.max_entries,
+            max_bytes: spec.max_bytes,
+            ttl: spec.ttl,
+        })))
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,7 @@ use mongodb::IndexModel;
 
 use crate::envelope::now_millis;
 use crate::error::BoxError;
-use crate::storage::{AsyncStorage, BoxFuture, Storage};
+use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 /// The per-operation timeout when the configuration sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -33,7 +33,7 @@ const NEVER_MILLIS: i64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
 /// Where a MongoDB cache keeps its entries.
 ///
 /// ```
-/// let options = cachex_core::MongoOptions::new("mongodb://u:secret@127.0.0.1:27017", "cachex", "sessions");
+/// let options = cachex_core::backend::mongodb::MongoOptions::new("mongodb://u:secret@127.0.0.1:27017", "cachex", "sessions");
 /// assert!(!format!("{options:?}").contains("secret"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -155,7 +155,7 @@ fn clients(url: &str, timeout: Duration) -> Result<Arc<Clients>, BoxError> {
 /// Escapes regular-expression metacharacters.
 ///
 /// ```
-/// assert_eq!(cachex_core::mongodb_regex_escape("a.b*"), "a\\.b\\*");
+/// assert_eq!(cachex_core::backend::mongodb::regex_escape("a.b*"), "a\\.b\\*");
 /// ```
 pub fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
@@ -237,7 +237,7 @@ impl MongoStore {
         &self,
         op: impl std::future::IntoFuture<Output = Result<T, E>>,
     ) -> Result<T, BoxError> {
-        if !crate::storage::in_tokio_runtime() {
+        if !crate::backend::in_tokio_runtime() {
             return Err("the async side of the mongodb backend needs a tokio runtime".into());
         }
         match tokio::time::timeout(self.options.timeout, op.into_future()).await {
@@ -285,13 +285,15 @@ impl MongoStore {
 }
 
 impl Storage for MongoStore {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
+    fn get(&self, key: &StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError> {
+        let key = &key.text();
         let (collection, filter) = (self.collection(), Self::live(key));
         let found = bounded(self.options.timeout, async move { collection.find_one(filter).await })?;
         Ok(Self::value(found))
     }
 
-    fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError> {
+    fn set(&self, key: &StorageKey<'_>, value: &[u8], ttl: Option<Duration>) -> Result<(), BoxError> {
+        let key = &key.text();
         let document = self.document(key, value, ttl)?;
         self.ensure_index()?;
         let (collection, id) = (self.collection(), doc! { "_id": key });
@@ -301,7 +303,8 @@ impl Storage for MongoStore {
         Ok(())
     }
 
-    fn delete(&self, key: &str) -> Result<(), BoxError> {
+    fn delete(&self, key: &StorageKey<'_>) -> Result<(), BoxError> {
+        let key = &key.text();
         let (collection, id) = (self.collection(), doc! { "_id": key });
         bounded(self.options.timeout, async move { collection.delete_one(id).await })?;
         Ok(())
@@ -315,17 +318,24 @@ impl Storage for MongoStore {
 }
 
 impl AsyncStorage for MongoStore {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+    fn get<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+        let key = key.text();
         Box::pin(async move {
             Ok(Self::value(
-                self.timed(self.collection().find_one(Self::live(key))).await?,
+                self.timed(self.collection().find_one(Self::live(&key))).await?,
             ))
         })
     }
 
-    fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Option<Duration>) -> BoxFuture<'a, Result<(), BoxError>> {
+    fn set<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        let key = key.text();
         Box::pin(async move {
-            let document = self.document(key, value, ttl)?;
+            let document = self.document(&key, value, ttl)?;
             self.ensure_index_async().await?;
             let collection = self.collection();
             self.timed(collection.replace_one(doc! { "_id": key }, document).upsert(true))
@@ -334,7 +344,8 @@ impl AsyncStorage for MongoStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
+    fn delete<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), BoxError>> {
+        let key = key.text();
         Box::pin(async move {
             self.timed(self.collection().delete_one(doc! { "_id": key })).await?;
             Ok(())
@@ -348,3 +359,23 @@ impl AsyncStorage for MongoStore {
         })
     }
 }
+
+/// The mongodb backend: `url`, `database` (default `cachex`), `collection` (default the
+/// cache's name), `timeout`.
+pub const KIND: super::Kind = super::Kind {
+    name: "mongodb",
+    keys: &["url", "timeout", "database", "collection"],
+    url_schemes: &["mongodb", "mongodb+srv"],
+    stores_bytes: true,
+    build: |spec| {
+        let options = MongoOptions {
+            url: spec.required_url("mongodb")?.to_owned(),
+            database: spec.database.unwrap_or("cachex").to_owned(),
+            collection: spec.collection.unwrap_or(spec.name).to_owned(),
+            timeout: spec.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        };
+        let store = MongoStore::new(&options, spec.prefix)
+            .map_err(|e| super::SettingProblem::new("url", format!("not a usable mongodb URL: {e}")))?;
+        Ok(super::Backend::bytes("mongodb", store))
+    },
+};

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::envelope::{header_expiry, now_millis};
 use crate::error::BoxError;
-use crate::storage::{AsyncStorage, BoxFuture, Storage};
+use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 const TEMP_PREFIX: &str = ".tmp-";
 /// Separates a temporary file's prefix from its random part; never in an encoded name.
@@ -37,10 +37,11 @@ const STALE_TEMP: Duration = Duration::from_secs(60);
 /// One file cache: a directory, the cache's prefix, and an optional bound on its bytes.
 ///
 /// ```
-/// use cachex_core::{FileStore, Storage};
+/// use cachex_core::backend::file::FileStore;
+/// use cachex_core::{Key, Storage, StorageKey};
 /// let dir = std::env::temp_dir().join(format!("cachex-doc-{}", std::process::id()));
 /// let store = FileStore::new(&dir, "cachex:doc", None);
-/// let key = format!("cachex:doc:{}", "ab".repeat(32)); // prefix, ':', 64 hex digits
+/// let key = StorageKey::new("cachex:doc", Key([0xab; 32]));
 /// store.set(&key, b"bytes", None).unwrap();
 /// assert_eq!(store.get(&key).unwrap().as_deref(), Some(&b"bytes"[..]));
 /// store.clear().unwrap();
@@ -130,7 +131,7 @@ impl FileStore {
     /// ```
     /// # #[cfg(target_os = "linux")] {
     /// let dir = std::env::temp_dir().join(format!("cachex-doc-open-{}", std::process::id()));
-    /// assert!(cachex_core::FileStore::open(&dir, "cachex:doc", None).is_ok());
+    /// assert!(cachex_core::backend::file::FileStore::open(&dir, "cachex:doc", None).is_ok());
     /// # std::fs::remove_dir_all(&dir).ok();
     /// # }
     /// ```
@@ -341,14 +342,17 @@ impl FileStore {
 }
 
 impl Storage for FileStore {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
+    fn get(&self, key: &StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError> {
+        let key = &key.text();
         self.read(key)
     }
-    fn set(&self, key: &str, value: &[u8], _ttl: Option<Duration>) -> Result<(), BoxError> {
+    fn set(&self, key: &StorageKey<'_>, value: &[u8], _ttl: Option<Duration>) -> Result<(), BoxError> {
+        let key = &key.text();
         // The expiry travels in the envelope's header, which `get` checks.
         self.write(key, value)
     }
-    fn delete(&self, key: &str) -> Result<(), BoxError> {
+    fn delete(&self, key: &StorageKey<'_>) -> Result<(), BoxError> {
+        let key = &key.text();
         self.remove(key)
     }
     fn clear(&self) -> Result<(), BoxError> {
@@ -357,22 +361,46 @@ impl Storage for FileStore {
 }
 
 impl AsyncStorage for FileStore {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
-        let key = key.to_owned();
+    fn get<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+        let key = key.text();
         Box::pin(self.off_runtime(move |store| store.read(&key)))
     }
-    fn set<'a>(&'a self, key: &'a str, value: &'a [u8], _ttl: Option<Duration>) -> BoxFuture<'a, Result<(), BoxError>> {
-        let (key, value) = (key.to_owned(), value.to_vec());
+    fn set<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        value: &'a [u8],
+        _ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        let (key, value) = (key.text(), value.to_vec());
         Box::pin(self.off_runtime(move |store| store.write(&key, &value)))
     }
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
-        let key = key.to_owned();
+    fn delete<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), BoxError>> {
+        let key = key.text();
         Box::pin(self.off_runtime(move |store| store.remove(&key)))
     }
     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(self.off_runtime(|store| store.remove_all()))
     }
 }
+
+/// The file backend: one file per entry under `path`, bounded by `max_bytes`.
+pub const KIND: super::Kind = super::Kind {
+    name: "file",
+    keys: &["path", "max_bytes"],
+    url_schemes: &[],
+    stores_bytes: true,
+    build: |spec| {
+        let path = spec.path.ok_or_else(|| {
+            super::SettingProblem::new(
+                "path",
+                "a file cache needs `path`, the directory of its entries (e.g. path = \"target/cachex/reports\")",
+            )
+        })?;
+        let store = FileStore::open(path, spec.prefix, spec.max_bytes)
+            .map_err(|e| super::SettingProblem::new("path", e.to_string()))?;
+        Ok(super::Backend::bytes("file", store))
+    },
+};
 
 #[cfg(test)]
 mod tests {
