@@ -3,6 +3,10 @@
 //! They only parse and emit calls into the runtime, naming paths under `::cachex` (the
 //! facade's `__private` re-exports), so a user crate depends on `cachex` alone. Use them
 //! through the facade: `#[cachex::cached(name = "fib")]`.
+//!
+//! On a mistake, each macro reports every error it finds at once and keeps the item as written
+//! next to them, so the item's callers do not fail in turn.
+#![forbid(unsafe_code)]
 
 mod cached;
 mod dependency;
@@ -22,9 +26,7 @@ use proc_macro::TokenStream;
 /// See the `cachex` crate for examples.
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
-    cached::expand(attr.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    cached::expand(attr.into(), item.into()).into()
 }
 
 /// Builds a function's value once per distinct arguments, lazily, and shares it as `Arc<T>`
@@ -35,9 +37,7 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// See the `cachex` crate for examples.
 #[proc_macro_attribute]
 pub fn singleton(attr: TokenStream, item: TokenStream) -> TokenStream {
-    singleton::expand(attr.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    singleton::expand(attr.into(), item.into()).into()
 }
 
 /// Makes the function's return type (`T`, or the `T` of `Result<T, E>`) an actix-web request
@@ -49,9 +49,7 @@ pub fn singleton(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// See the `cachex` crate for examples.
 #[proc_macro_attribute]
 pub fn dependency(attr: TokenStream, item: TokenStream) -> TokenStream {
-    dependency::expand(attr.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    dependency::expand(attr.into(), item.into()).into()
 }
 
 /// Marks `fn name(value: &T) -> impl Serialize` as a key encoder for arguments of type `T`,
@@ -60,7 +58,5 @@ pub fn dependency(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// See the `cachex` crate for examples.
 #[proc_macro_attribute]
 pub fn encoder(attr: TokenStream, item: TokenStream) -> TokenStream {
-    encoder::expand(attr.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    encoder::expand(attr.into(), item.into()).into()
 }
