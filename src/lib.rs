@@ -37,7 +37,12 @@ pub use cachex_core::{
     cache, AsyncStorage, BoxError, BoxFuture, CacheHandle, CacheValue, Error, Key, KeyBuilder, OnError, Problem,
     Problems, Stats, Storage,
 };
-pub use cachex_macros::{cached, encoder, singleton};
+#[doc = include_str!("docs/cached.md")]
+pub use cachex_macros::cached;
+#[doc = include_str!("docs/encoder.md")]
+pub use cachex_macros::encoder;
+#[doc = include_str!("docs/singleton.md")]
+pub use cachex_macros::singleton;
 
 /// The value envelope that byte-storing backends keep (magic, version, structural type
 /// fingerprint, fresh-until and stored-until instants, MAC of signed values, bincode payload),
@@ -65,6 +70,7 @@ pub mod memcached {
 #[cfg(feature = "actix")]
 pub mod actix {
     pub use cachex_actix::*;
+    #[doc = include_str!("docs/dependency.md")]
     pub use cachex_macros::dependency;
 }
 

@@ -90,6 +90,11 @@ fn borrowed(text: &str, items: &[u8], list: &Vec<u32>, owned: String) -> usize {
 }
 
 #[cached(name = "hygiene")]
+fn named_lifetime<'a>(text: &'a str, _other: &'a str) -> usize {
+    text.len()
+}
+
+#[cached(name = "hygiene")]
 fn mutable_binding(mut n: u64) -> u64 {
     n += 1;
     n
@@ -218,6 +223,7 @@ fn every_shape_runs() {
     assert_eq!(optional_kept(2), Some(2));
     assert_eq!(borrowed("ab", &[1], &vec![1, 2], "c".into()), 6);
     assert_eq!(mutable_binding(1), 2);
+    assert_eq!(named_lifetime("abc", "d"), 3);
     assert_eq!(no_arguments(), 42);
     assert_eq!(tenant(&Tenant("Acme".into())), 4);
     let repo = Repo { label: "r" };

@@ -285,7 +285,14 @@ fn generate(
         #(#cfgs)*
         #[doc(hidden)]
         #[inline]
-        #[allow(dead_code, non_snake_case, clippy::ptr_arg, clippy::needless_lifetimes, clippy::too_many_arguments)]
+        #[allow(
+            dead_code,
+            non_snake_case,
+            clippy::ptr_arg,
+            clippy::needless_lifetimes,
+            clippy::extra_unused_lifetimes,
+            clippy::too_many_arguments
+        )]
         fn #prepare_name<'__cachex_slot, #(#lifetimes),*>(
             __cachex_slot: &'__cachex_slot mut ::cachex::__private::KeySlot,
             #(#params),*
