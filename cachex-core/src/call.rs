@@ -17,7 +17,8 @@ pub struct Prepared<'k> {
 }
 
 /// Where the generated code forms a call's key: a local of the cached function, so the key is
-/// written once, in place, and never copied (moving it cost a cached hit a third of its time).
+/// written once, in place, and never copied.
+// Moving the key (returning it by value) cost a memory hit a third of its time.
 pub type KeySlot = Option<KeyBuilder<'static>>;
 
 /// Forms the key of one call of `binding` in `slot`; `encode` adds the arguments. `None` when

@@ -63,3 +63,50 @@ impl<T: CacheValue> Output<SomeOnly> for Option<T> {
         Some(value)
     }
 }
+
+/// The part of a return type that a cache keeps, seen through the kind `K`, without requiring
+/// that it be cacheable: what [`cacheable`] checks, so that the bound that fails on an
+/// uncacheable type is [`CacheValue`]'s, with its message in the user's words.
+pub trait ValueOf<K> {
+    /// The part of the return value that is cached.
+    type Value;
+}
+
+impl<T> ValueOf<Whole> for T {
+    type Value = T;
+}
+
+impl<T, E> ValueOf<OkOnly> for Result<T, E> {
+    type Value = T;
+}
+
+impl<T> ValueOf<SomeOnly> for Option<T> {
+    type Value = T;
+}
+
+/// Checks at compile time that the value a `#[cached]` function returns can be cached: the
+/// generated code calls it first, spanned at the return type, so an uncacheable type is
+/// reported as "`T` cannot be cached" (and the same failure further down is not repeated).
+///
+/// ```
+/// use cachex_core::output::{cacheable, OkOnly};
+/// cacheable::<OkOnly, Result<Vec<u8>, std::io::Error>>();
+/// ```
+#[inline(always)]
+pub const fn cacheable<K, R: ValueOf<K>>()
+where
+    R::Value: CacheValue,
+{
+}
+
+/// The conversion of a `cachex::Error` into a `#[cached]` function's return type, when it
+/// has one (`Result<T, E>` with `E: From<cachex::Error>`): used by the code `#[cached]` emits.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __fail {
+    ($ret:ty) => {{
+        #[allow(unused_imports)]
+        use $crate::key::probe::{FailNo as _, FailYes as _};
+        (&$crate::key::probe::Probe::<$ret>::NEW).fail()
+    }};
+}

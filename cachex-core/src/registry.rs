@@ -1,13 +1,13 @@
 //! The link-time registry: every `#[cached]` function and every `#[cachex::encoder]` registers
 //! itself through `inventory`, so `init()` can check all of them before the first call.
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use crate::cache::{Cache, OnError};
 use crate::error::Problem;
-use crate::key::{ArgCaps, ArgEncoding, CustomEncodeFn, Seed};
+use crate::key::{ArgCaps, ArgEncoding, CustomEncodeFn, KeyBuilder, Seed};
 use crate::runtime::{self, Runtime};
 
 /// One argument of a cached function, as the macro saw it.
@@ -111,6 +111,34 @@ pub struct EncoderRegistration {
 }
 
 inventory::collect!(EncoderRegistration);
+
+/// Runs a `#[cachex::encoder]` function `encode` on an argument seen as `&dyn Any`: writes
+/// its result into `key` with `serde` and returns true when the argument is a `T`, false
+/// (nothing written) otherwise. The code `#[cachex::encoder]` emits wraps it into the
+/// [`EncoderRegistration::encode`] function.
+///
+/// ```
+/// use cachex_core::key::Seed;
+/// use cachex_core::registry::custom_encode;
+/// use cachex_core::KeyBuilder;
+/// let seed = Seed::new("c", "f", 0);
+/// let mut key = KeyBuilder::new(&seed);
+/// assert!(custom_encode(&42u32, &mut key, |n: &u32| n / 10));
+/// assert!(!custom_encode(&"text", &mut key, |n: &u32| n / 10));
+/// ```
+pub fn custom_encode<T: Any, S: serde::Serialize>(
+    value: &dyn Any,
+    key: &mut KeyBuilder<'_>,
+    encode: impl FnOnce(&T) -> S,
+) -> bool {
+    match value.downcast_ref::<T>() {
+        Some(value) => {
+            key.serde(&encode(value));
+            true
+        }
+        None => false,
+    }
+}
 
 /// Every `#[cached]` function linked into this binary.
 pub fn bindings() -> impl Iterator<Item = &'static Binding> {

@@ -3,10 +3,11 @@
 //! that fails (an `Err`, or a panic) is not kept, and the next call builds again.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::key::Key;
+use crate::key::{Key, KeyBuilder, Seed};
 
 /// The cells of a blocking singleton, one per distinct arguments (only for arguments whose
 /// build succeeded, or is running).
@@ -64,6 +65,15 @@ impl<T> Singleton<T> {
     /// No value built yet.
     pub const fn new() -> Self {
         Singleton { cells: PerKey::new() }
+    }
+
+    /// The value for `key`, built by `build` if no call built it yet (an infallible build: see
+    /// [`Singleton::get_or_try_init`]).
+    pub fn get_or_init(&self, key: Option<Key>, build: impl FnOnce() -> T) -> Arc<T> {
+        match self.get_or_try_init(key, || Ok::<T, Infallible>(build())) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
     }
 
     /// The value for `key`, built by `build` if no call built it yet. Callers for the same key
@@ -144,6 +154,18 @@ impl<T> AsyncSingleton<T> {
         AsyncSingleton { cells: PerKey::new() }
     }
 
+    /// The value for `key`, built by `build` if no call built it yet (an infallible build: see
+    /// [`AsyncSingleton::get_or_try_init`]).
+    pub async fn get_or_init<F: Future<Output = T>>(&self, key: Option<Key>, build: impl FnOnce() -> F) -> Arc<T> {
+        let built = self
+            .get_or_try_init(key, || async { Ok::<T, Infallible>(build().await) })
+            .await;
+        match built {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
     /// The value for `key`, built by `build` if no call built it yet (see [`Singleton`]).
     pub async fn get_or_try_init<E, F: Future<Output = Result<T, E>>>(
         &self,
@@ -176,6 +198,22 @@ impl<T> AsyncSingleton<T> {
 
 /// The key of a singleton call without arguments.
 pub const NO_ARGUMENTS: Key = Key([0; 32]);
+
+/// The key of a singleton call: `add` writes each argument (with `serde`); `None` when one
+/// does not serialize (the call then builds and keeps nothing). Used by the code
+/// `#[singleton]` emits.
+///
+/// ```
+/// use cachex_core::__private::{singleton_key, NO_ARGUMENTS};
+/// let key = singleton_key(|key| key.serde(&("db", 5432)));
+/// assert!(key.is_some() && key != Some(NO_ARGUMENTS));
+/// assert_eq!(key, singleton_key(|key| key.serde(&("db", 5432))));
+/// ```
+pub fn singleton_key(add: impl FnOnce(&mut KeyBuilder<'_>)) -> Option<Key> {
+    let mut key = KeyBuilder::new(&Seed::UNBOUND);
+    add(&mut key);
+    key.finish()
+}
 
 #[cfg(test)]
 mod tests {

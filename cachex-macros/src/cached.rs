@@ -1,64 +1,73 @@
 //! `#[cached]`: binds a function to a named cache.
+//!
+//! For `fn f(n: u64) -> u64` it emits three items next to each other (in a module or in an
+//! `impl` block alike, which is why the shared one is a function and not a `static`):
+//! - `__cachex_prepare_f(slot, &n)`, hidden: it owns the one `static` binding (registered at
+//!   link time, resolved and logged once) and forms a call's key in the caller's slot;
+//! - `f` itself, whose body prepares the key and hands the original body to `run`;
+//! - `f_invalidate(n)`, which prepares the same key and removes its entry.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItemFn, LitInt, LitStr, Pat, ReturnType, Type};
 
-use crate::util::{has_impl_trait, strip_ref, written};
+use crate::util::{has_impl_trait, strip_ref, written, Errors};
 
 struct Options {
-    name: LitStr,
+    name: Option<LitStr>,
     version: u32,
-    skip: Vec<String>,
+    /// Each name of `skip = "a, b"`, with the literal it was written in.
+    skip: Vec<(String, LitStr)>,
     id: Option<LitStr>,
     cache_none: bool,
 }
 
-fn parse_options(attr: TokenStream) -> syn::Result<Options> {
-    let mut name = None;
-    let mut version = 0;
-    let mut skip = Vec::new();
-    let mut id = None;
-    let mut cache_none = false;
+const ACCEPTED: &str = "accepted: name = \"cache\", version = N, skip = \"arg, ...\", id = \"path\", cache_none";
+
+fn parse_options(attr: TokenStream, errors: &mut Errors) -> Options {
+    let mut options = Options {
+        name: None,
+        version: 0,
+        skip: Vec::new(),
+        id: None,
+        cache_none: false,
+    };
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
-            name = Some(meta.value()?.parse::<LitStr>()?);
+            options.name = Some(meta.value()?.parse()?);
         } else if meta.path.is_ident("version") {
-            version = meta.value()?.parse::<LitInt>()?.base10_parse()?;
+            options.version = meta.value()?.parse::<LitInt>()?.base10_parse()?;
         } else if meta.path.is_ident("skip") {
             let list: LitStr = meta.value()?.parse()?;
-            skip.extend(
-                list.value()
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty()),
-            );
+            let value = list.value();
+            let names = value.split(',').map(str::trim).filter(|s| !s.is_empty());
+            options.skip.extend(names.map(|name| (name.to_owned(), list.clone())));
         } else if meta.path.is_ident("id") {
-            id = Some(meta.value()?.parse::<LitStr>()?);
+            options.id = Some(meta.value()?.parse()?);
         } else if meta.path.is_ident("cache_none") {
-            cache_none = true;
+            options.cache_none = true;
         } else {
-            return Err(meta.error(
-                "unknown #[cached] option; accepted: name = \"cache\", version = N, skip = \"arg, ...\", id = \"path\", cache_none",
-            ));
+            errors.push(meta.error(format_args!("unknown #[cached] option; {ACCEPTED}")));
+            // Skip its value, if any, to report what follows too.
+            if meta.input.peek(syn::Token![=]) {
+                meta.value()?.parse::<syn::Expr>()?;
+            } else if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                meta.input.parse::<proc_macro2::Group>()?;
+            }
         }
         Ok(())
     });
-    syn::parse::Parser::parse2(parser, attr)?;
-    let name = name.ok_or_else(|| {
-        syn::Error::new(
+    if let Err(error) = syn::parse::Parser::parse2(parser, attr) {
+        errors.push(error);
+    }
+    if options.name.is_none() {
+        errors.push(syn::Error::new(
             Span::call_site(),
             "#[cached] needs the cache's name: #[cached(name = \"datasets\")], declared as [caches.datasets] in cachex.toml",
-        )
-    })?;
-    Ok(Options {
-        name,
-        version,
-        skip,
-        id,
-        cache_none,
-    })
+        ));
+    }
+    options
 }
 
 /// One argument of the function.
@@ -68,49 +77,52 @@ struct Arg {
     kept: bool,
 }
 
-fn parse_args(function: &mut ImplItemFn, options: &Options) -> syn::Result<(Option<TokenStream>, Vec<Arg>)> {
-    let mut receiver = None;
+/// Checks the arguments, removes the `#[skip]` markers from them, and returns whether the
+/// function has a receiver, and its other arguments.
+fn parse_args(function: &mut ImplItemFn, options: &Options, errors: &mut Errors) -> (bool, Vec<Arg>) {
+    let mut receiver = false;
     let mut args = Vec::new();
     for input in function.sig.inputs.iter_mut() {
         match input {
             FnArg::Receiver(recv) => {
+                receiver = true;
                 if recv.reference.is_some() && recv.mutability.is_some() {
-                    return Err(syn::Error::new(
+                    errors.push(syn::Error::new(
                         recv.span(),
                         "#[cached] methods take `&self` or `self`: a cached call may not run, so it must not mutate its receiver",
                     ));
                 }
-                receiver = Some(quote!(#recv));
             }
             FnArg::Typed(arg) => {
                 let before = arg.attrs.len();
                 arg.attrs.retain(|a| !a.path().is_ident("skip"));
                 let skip_attr = arg.attrs.len() != before;
                 let ident = match &*arg.pat {
-                    Pat::Ident(pat) if pat.subpat.is_none() => pat.ident.clone(),
+                    Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none() => pat.ident.clone(),
                     other => {
-                        return Err(syn::Error::new(
+                        errors.push(syn::Error::new(
                             other.span(),
                             "#[cached] arguments must be plain names (`name: Type`); destructure inside the body",
-                        ))
+                        ));
+                        continue;
                     }
                 };
                 if let Type::Reference(reference) = &*arg.ty {
                     if reference.mutability.is_some() {
-                        return Err(syn::Error::new(
+                        errors.push(syn::Error::new(
                             arg.ty.span(),
                             "#[cached] arguments cannot be `&mut`: a cached call may not run, so it must not mutate its inputs; take `&T` or `T`",
                         ));
                     }
                 }
                 if has_impl_trait(&arg.ty) {
-                    return Err(syn::Error::new(
+                    errors.push(syn::Error::new(
                         arg.ty.span(),
                         "#[cached] arguments cannot be `impl Trait`: the key needs a concrete type; name the type",
                     ));
                 }
                 let name = ident.to_string();
-                let kept = !(skip_attr || name.starts_with('_') || options.skip.contains(&name));
+                let kept = !(skip_attr || name.starts_with('_') || options.skip.iter().any(|(s, _)| *s == name));
                 args.push(Arg {
                     ident,
                     ty: (*arg.ty).clone(),
@@ -119,63 +131,114 @@ fn parse_args(function: &mut ImplItemFn, options: &Options) -> syn::Result<(Opti
             }
         }
     }
-    for skipped in &options.skip {
+    for (skipped, literal) in &options.skip {
         if !args.iter().any(|a| a.ident == skipped) {
-            return Err(syn::Error::new(
-                options.name.span(),
-                format!("skip = \"{skipped}\": the function has no argument named `{skipped}`"),
+            let known: Vec<String> = args.iter().map(|a| format!("`{}`", a.ident)).collect();
+            let known = if known.is_empty() {
+                "it has none".to_owned()
+            } else {
+                format!("it has {}", known.join(", "))
+            };
+            errors.push(syn::Error::new(
+                literal.span(),
+                format!("skip = \"{skipped}\": the function has no argument named `{skipped}` ({known})"),
             ));
         }
     }
-    Ok((receiver, args))
+    (receiver, args)
 }
 
-pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let options = parse_options(attr)?;
-    // An `ImplItemFn` parses free functions and methods alike.
-    let mut function: ImplItemFn = syn::parse2(item)?;
+/// Checks the signature: no generics, a concrete return value. Returns the return type.
+fn check_signature(function: &ImplItemFn, errors: &mut Errors) -> Option<Type> {
     let sig = &function.sig;
-    if let Some(param) = sig.generics.type_params().next() {
-        return Err(syn::Error::new(
+    for param in sig.generics.type_params() {
+        errors.push(syn::Error::new(
             param.span(),
             "#[cached] functions cannot be generic: the key and the stored type need concrete types; write one function per type",
         ));
     }
-    if let Some(param) = sig.generics.const_params().next() {
-        return Err(syn::Error::new(
+    for param in sig.generics.const_params() {
+        errors.push(syn::Error::new(
             param.span(),
             "#[cached] functions cannot have const generics",
         ));
     }
-    let ret: Type = match &sig.output {
+    match &sig.output {
         ReturnType::Default => {
-            return Err(syn::Error::new(
+            errors.push(syn::Error::new(
                 sig.ident.span(),
                 "#[cached] functions must return the value to cache; this one returns ()",
-            ))
+            ));
+            None
         }
-        ReturnType::Type(_, ty) => (**ty).clone(),
-    };
-    if has_impl_trait(&ret) {
-        return Err(syn::Error::new(
-            ret.span(),
-            "a #[cached] function cannot return `impl Trait`: the stored value needs a concrete, Serialize + DeserializeOwned + Clone type",
-        ));
+        ReturnType::Type(_, ty) if has_impl_trait(ty) => {
+            errors.push(syn::Error::new(
+                ty.span(),
+                "a #[cached] function cannot return `impl Trait`: the stored value needs a concrete, Serialize + DeserializeOwned + Clone type",
+            ));
+            None
+        }
+        ReturnType::Type(_, ty) => Some((**ty).clone()),
     }
-    let (receiver, args) = parse_args(&mut function, &options)?;
-    let kind = output_kind(&ret, options.cache_none);
+}
 
-    let cache_name = &options.name;
+pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    // An `ImplItemFn` parses free functions and methods alike.
+    let mut function: ImplItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(error) => {
+            let error = error.into_compile_error();
+            return quote!(#error #item);
+        }
+    };
+    let mut errors = Errors::default();
+    let options = parse_options(attr, &mut errors);
+    let ret = check_signature(&function, &mut errors);
+    let (receiver, args) = parse_args(&mut function, &options, &mut errors);
+    check_no_self(ret.as_ref(), &args, &mut errors);
+    match (errors.finish(), ret, &options.name) {
+        (None, Some(ret), Some(name)) => generate(function, &options, name, receiver, &args, &ret),
+        // The function as written (without its `#[skip]` markers) next to every error, so its
+        // callers still compile and only the mistakes are reported.
+        (error, ..) => {
+            let error = error.map(syn::Error::into_compile_error);
+            quote!(#error #function)
+        }
+    }
+}
+
+fn generate(
+    mut function: ImplItemFn,
+    options: &Options,
+    cache: &LitStr,
+    receiver: bool,
+    args: &[Arg],
+    ret: &Type,
+) -> TokenStream {
+    let kind = output_kind(ret, options.cache_none);
     let fn_name = function.sig.ident.clone();
     let fn_text = fn_name.to_string();
+    let prepare_name = format_ident!("__cachex_prepare_{}", fn_name);
+    // In an `impl` block the shared function is an associated one. A macro cannot see whether
+    // it is in an `impl` block: a function with a receiver is a method, one without is free.
+    let in_impl = receiver;
+    let prepare_path = if in_impl {
+        quote!(Self::#prepare_name)
+    } else {
+        quote!(#prepare_name)
+    };
+    let cfgs: Vec<_> = function.attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+    let lifetimes = function.sig.generics.lifetimes();
+
     let version = options.version;
     let function_path = match &options.id {
         Some(id) => quote!(#id),
         None => quote!(::std::concat!(::std::module_path!(), "::", #fn_text)),
     };
-    let arg_infos = args.iter().filter(|a| a.kept).map(|a| {
+    let kept: Vec<&Arg> = args.iter().filter(|a| a.kept).collect();
+    let arg_infos = kept.iter().map(|a| {
         let name = a.ident.to_string();
-        let (inner, _) = strip_ref(&a.ty);
+        let inner = strip_ref(&a.ty).0;
         let text = written(inner);
         quote! {
             ::cachex::__private::ArgInfo {
@@ -186,103 +249,177 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             }
         }
     });
-    let skipped_names = args.iter().filter(|a| !a.kept).map(|a| a.ident.to_string());
-    let receiver_name = receiver.as_ref().map(|_| "self");
-    let skipped_names = receiver_name.into_iter().map(str::to_owned).chain(skipped_names);
-    let binding = quote! {
-        static __CACHEX_BINDING: ::cachex::__private::Binding =
-            ::cachex::__private::Binding::new(::cachex::__private::BindingInfo {
-                cache: #cache_name,
-                function: #function_path,
-                version: #version,
-                args: &[#(#arg_infos),*],
-                skipped: &[#(#skipped_names),*],
-                can_fail: || {
-                    #[allow(unused_imports)]
-                    use ::cachex::__private::{FailNo as _, FailYes as _};
-                    (&::cachex::__private::Probe::<#ret>::NEW).fail().is_some()
-                },
-                location: ::std::concat!(::std::file!(), ":", ::std::line!()),
-            });
-    };
-    let encode_args = args.iter().filter(|a| a.kept).enumerate().map(|(i, a)| {
+    let skipped = receiver
+        .then(|| "self".to_owned())
+        .into_iter()
+        .chain(args.iter().filter(|a| !a.kept).map(|a| a.ident.to_string()));
+    let params = kept.iter().map(|a| {
         let ident = &a.ident;
-        let (inner, is_ref) = strip_ref(&a.ty);
-        let value = if is_ref { quote!(#ident) } else { quote!(&#ident) };
+        let inner = strip_ref(&a.ty).0;
+        quote!(#ident: &#inner)
+    });
+    let encode = kept.iter().enumerate().map(|(i, a)| {
+        let ident = &a.ident;
+        let inner = strip_ref(&a.ty).0;
         quote! {
             match __cachex_encodings.get(#i) {
                 ::std::option::Option::Some(__cachex_encoding) => {
-                    ::cachex::__private::encode_arg!(__cachex_key, *__cachex_encoding, #value, #inner)
+                    ::cachex::__private::encode_arg!(__cachex_key, *__cachex_encoding, #ident, #inner)
                 }
                 ::std::option::Option::None => __cachex_key.invalidate(),
             }
         }
     });
-    let prepare = quote! {
-        ::cachex::__private::prepare(&mut __cachex_slot, &__CACHEX_BINDING, |__cachex_key, __cachex_encodings| {
-            #(#encode_args)*
+    let values: Vec<TokenStream> = kept
+        .iter()
+        .map(|a| {
+            let ident = &a.ident;
+            if strip_ref(&a.ty).1 {
+                quote!(#ident)
+            } else {
+                quote!(&#ident)
+            }
         })
-    };
-    let fail = quote_spanned! {ret.span()=>
-        {
-            #[allow(unused_imports)]
-            use ::cachex::__private::{FailNo as _, FailYes as _};
-            (&::cachex::__private::Probe::<#ret>::NEW).fail()
+        .collect();
+    let prepare = quote! {
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[inline]
+        #[allow(
+            dead_code,
+            non_snake_case,
+            clippy::ptr_arg,
+            clippy::needless_lifetimes,
+            clippy::extra_unused_lifetimes,
+            clippy::too_many_arguments
+        )]
+        fn #prepare_name<'__cachex_slot, #(#lifetimes),*>(
+            __cachex_slot: &'__cachex_slot mut ::cachex::__private::KeySlot,
+            #(#params),*
+        ) -> ::std::option::Option<::cachex::__private::Prepared<'__cachex_slot>> {
+            static BINDING: ::cachex::__private::Binding =
+                ::cachex::__private::Binding::new(::cachex::__private::BindingInfo {
+                    cache: #cache,
+                    function: #function_path,
+                    version: #version,
+                    args: &[#(#arg_infos),*],
+                    skipped: &[#(#skipped),*],
+                    can_fail: || ::cachex::__private::fail!(#ret).is_some(),
+                    location: ::std::concat!(::std::file!(), ":", ::std::line!()),
+                });
+            ::cachex::__private::inventory::submit! { ::cachex::__private::Registration(&BINDING) }
+            ::cachex::__private::prepare(__cachex_slot, &BINDING, |__cachex_key, __cachex_encodings| {
+                #(#encode)*
+            })
         }
     };
-    let body = &function.block;
-    let is_async = function.sig.asyncness.is_some();
-    let run = if is_async {
-        quote_spanned! {ret.span()=>
-            ::cachex::__private::run_async::<#kind, #ret>(__cachex_prepared, __cachex_fail, async move #body).await
-        }
-    } else {
-        quote_spanned! {ret.span()=>
-            ::cachex::__private::run::<#kind, #ret>(__cachex_prepared, __cachex_fail, move || -> #ret #body)
-        }
-    };
-    let new_body: syn::Block = syn::parse2(quote! {{
-        #binding
-        ::cachex::__private::inventory::submit! { ::cachex::__private::Registration(&__CACHEX_BINDING) }
-        let mut __cachex_slot: ::cachex::__private::KeySlot = ::std::option::Option::None;
-        let __cachex_prepared = #prepare;
-        let __cachex_fail = #fail;
-        #run
-    }})?;
 
     // The companion that removes one call's entry: same arguments, same asyncness.
     let mut companion = function.clone();
     companion.attrs.retain(|a| a.path().is_ident("cfg"));
     companion.sig.ident = format_ident!("{}_invalidate", fn_name);
-    companion.sig.output = syn::parse2(quote!(-> ::std::result::Result<(), ::cachex::Error>))?;
-    if let Some(FnArg::Receiver(recv)) = companion.sig.inputs.first_mut() {
-        if recv.reference.is_none() {
-            *recv = syn::parse2(quote!(&self))?;
+    companion.sig.output = syn::parse_quote!(-> ::std::result::Result<(), ::cachex::Error>);
+    for input in companion.sig.inputs.iter_mut() {
+        match input {
+            FnArg::Receiver(recv) if recv.reference.is_none() => *recv = syn::parse_quote!(&self),
+            FnArg::Typed(arg) => {
+                if let Pat::Ident(pat) = &mut *arg.pat {
+                    pat.mutability = None;
+                }
+            }
+            FnArg::Receiver(_) => {}
         }
     }
-    let invalidate = if is_async {
-        quote!(::cachex::__private::invalidate_async(__cachex_prepared).await)
+    let is_async = function.sig.asyncness.is_some();
+    let prepared = quote!(#prepare_path(&mut ::std::option::Option::None, #(#values),*));
+    companion.block = if is_async {
+        syn::parse_quote!({ ::cachex::__private::invalidate_async(#prepared).await })
     } else {
-        quote!(::cachex::__private::invalidate(__cachex_prepared))
+        syn::parse_quote!({ ::cachex::__private::invalidate(#prepared) })
     };
-    companion.block = syn::parse2(quote! {{
-        #binding
-        let mut __cachex_slot: ::cachex::__private::KeySlot = ::std::option::Option::None;
-        let __cachex_prepared = #prepare;
-        #invalidate
-    }})?;
     let doc = format!(
-        "Removes the entry that `{fn_text}` cached for these arguments (cache `{}`).",
-        options.name.value()
+        "Removes the entry that `{fn_text}` cached for these arguments (cache `{}`).\n\n\
+         # Errors\n\nThe backend's error, when it could not remove the entry.",
+        cache.value()
     );
-    function.block = new_body;
-    Ok(quote! {
+
+    // The function itself: the check of its return type, spanned at it, comes first, so an
+    // uncacheable type is reported once, in the words of `CacheValue`.
+    let body = &function.block;
+    let run = if is_async {
+        quote_spanned! {ret.span()=>
+            ::cachex::__private::run_async::<#kind, _>(__cachex_prepared, ::cachex::__private::fail!(#ret), async move #body).await
+        }
+    } else {
+        quote_spanned! {ret.span()=>
+            ::cachex::__private::run::<#kind, #ret>(__cachex_prepared, ::cachex::__private::fail!(#ret), move || -> #ret #body)
+        }
+    };
+    // rustc reports a failing bound of `run_async` (whose return type is inferred) at the
+    // first token of the return type: the check of an `async` function points there too, so
+    // the two are one error.
+    let checked = if is_async {
+        respan(quote!(#ret), ret.span())
+    } else {
+        quote!(#ret)
+    };
+    let check = quote_spanned!(ret.span()=> ::cachex::__private::cacheable::<#kind, #checked>(););
+    function.block = syn::parse_quote!({
+        #check
+        let mut __cachex_slot = ::std::option::Option::None;
+        let __cachex_prepared = #prepare_path(&mut __cachex_slot, #(#values),*);
+        #run
+    });
+    quote! {
+        #prepare
+
         #function
 
         #[doc = #doc]
-        #[allow(unused_variables, clippy::ptr_arg, clippy::needless_pass_by_value)]
+        #[allow(dead_code, unused_variables, non_snake_case, clippy::ptr_arg, clippy::needless_pass_by_value)]
         #companion
-    })
+    }
+}
+
+/// The tokens, every one of them at `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner = proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            }
+            token.set_span(span);
+            token
+        })
+        .collect()
+}
+
+/// Whether a type names `Self`.
+fn mentions_self(ty: &Type) -> bool {
+    fn find(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "Self",
+            proc_macro2::TokenTree::Group(group) => find(group.stream()),
+            _ => false,
+        })
+    }
+    find(quote!(#ty))
+}
+
+/// The binding is a `static`, which cannot name `Self`: the types it records must be named.
+fn check_no_self(ret: Option<&Type>, args: &[Arg], errors: &mut Errors) {
+    let kept = args.iter().filter(|a| a.kept).map(|a| &a.ty);
+    for ty in ret.into_iter().chain(kept) {
+        if mentions_self(ty) {
+            errors.push(syn::Error::new(
+                ty.span(),
+                "#[cached] cannot name `Self` in a key argument or the return type (they are recorded in a `static`): write the type's name",
+            ));
+        }
+    }
 }
 
 /// How the return type is cached: `Result` keeps `Ok`, `Option` keeps `Some` (unless
@@ -296,5 +433,78 @@ fn output_kind(ret: &Type, cache_none: bool) -> TokenStream {
         Some("Result") => quote!(::cachex::__private::OkOnly),
         Some("Option") if !cache_none => quote!(::cachex::__private::SomeOnly),
         _ => quote!(::cachex::__private::Whole),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    fn expand(attr: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> String {
+        super::expand(attr, item).to_string()
+    }
+
+    #[test]
+    fn one_binding_shared_by_the_function_and_its_companion() {
+        let out = expand(
+            quote!(name = "fib"),
+            quote!(
+                fn f(n: u64) -> u64 {
+                    n
+                }
+            ),
+        );
+        assert_eq!(out.matches("static BINDING").count(), 1, "{out}");
+        assert_eq!(out.matches("Registration").count(), 1, "{out}");
+        let companion = &out[out.find("fn f_invalidate").expect("a companion")..];
+        assert!(
+            !companion.contains("Binding") && !companion.contains("encode_arg"),
+            "{companion}"
+        );
+        assert!(companion.contains("__cachex_prepare_f"), "{companion}");
+        assert!(out.contains("allow (dead_code"), "the companion may go unused: {out}");
+    }
+
+    #[test]
+    fn methods_share_an_associated_binding() {
+        let out = expand(
+            quote!(name = "m"),
+            quote!(
+                fn get(&self, id: u32) -> String {
+                    id.to_string()
+                }
+            ),
+        );
+        assert_eq!(out.matches("static BINDING").count(), 1, "{out}");
+        assert_eq!(out.matches("Self :: __cachex_prepare_get").count(), 2, "{out}");
+    }
+
+    #[test]
+    fn a_mistake_keeps_the_function_and_reports_every_error() {
+        let out = expand(
+            quote!(ttl = "5m", skip = "nope"),
+            quote!(
+                fn f(#[skip] items: &mut Vec<u32>) -> usize {
+                    items.len()
+                }
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 4, "{out}");
+        assert!(
+            out.contains("fn f (items : & mut Vec < u32 >) -> usize { items . len () }"),
+            "{out}"
+        );
+        assert!(!out.contains("# [skip]"), "the #[skip] markers are removed: {out}");
+    }
+
+    #[test]
+    fn an_unparsable_item_is_kept() {
+        let out = expand(
+            quote!(name = "c"),
+            quote!(
+                struct S;
+            ),
+        );
+        assert!(out.contains("compile_error") && out.contains("struct S ;"), "{out}");
     }
 }

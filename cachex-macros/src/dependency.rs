@@ -1,94 +1,123 @@
 //! `#[cachex::actix::dependency]`: makes a function's return type an actix-web extractor whose
 //! arguments are themselves extracted from the request.
+//!
+//! The `impl FromRequest` is generated because its `Self` is the user's type (the runtime cannot
+//! implement a foreign trait for it); its body is one call into the plugin
+//! (`extract`/`extract_fallible`), which extracts the arguments as a tuple and calls the
+//! function.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType, Type};
 
-pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    if !attr.is_empty() {
-        return Err(syn::Error::new(attr.span(), "#[dependency] takes no arguments"));
-    }
-    let function: ItemFn = syn::parse2(item)?;
-    let sig = &function.sig;
-    let ret: Type = match &sig.output {
-        ReturnType::Type(_, ty) => (**ty).clone(),
-        ReturnType::Default => {
-            return Err(syn::Error::new(
-                sig.ident.span(),
-                "a dependency returns the value the handler receives",
-            ))
+use crate::util::Errors;
+
+/// actix-web extracts tuples of up to 12 extractors; longer argument lists are nested.
+const TUPLE: usize = 12;
+
+pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(error) => {
+            let error = error.into_compile_error();
+            return quote!(#error #item);
         }
     };
-    // `Result<T, E>`: the extractor is `T`, and `E` becomes the response (E: ResponseError).
-    let (output, fallible) = match &ret {
-        Type::Path(path) => match path.path.segments.last() {
-            Some(last) if last.ident == "Result" => match &last.arguments {
-                syn::PathArguments::AngleBracketed(generic) => match generic.args.first() {
-                    Some(syn::GenericArgument::Type(ok)) => (ok.clone(), true),
-                    _ => (ret.clone(), false),
-                },
-                _ => (ret.clone(), false),
-            },
-            _ => (ret.clone(), false),
-        },
-        _ => (ret.clone(), false),
+    let mut errors = Errors::default();
+    if !attr.is_empty() {
+        errors.push(syn::Error::new(attr.span(), "#[dependency] takes no arguments"));
+    }
+    let sig = &function.sig;
+    let ret = match &sig.output {
+        ReturnType::Type(_, ty) => Some((**ty).clone()),
+        ReturnType::Default => {
+            errors.push(syn::Error::new(
+                sig.ident.span(),
+                "a dependency returns the value the handler receives",
+            ));
+            None
+        }
     };
-    let mut extractions = Vec::new();
-    let mut names = Vec::new();
-    for (index, input) in sig.inputs.iter().enumerate() {
+    let mut types = Vec::new();
+    for input in &sig.inputs {
         let FnArg::Typed(arg) = input else {
-            return Err(syn::Error::new(
+            errors.push(syn::Error::new(
                 input.span(),
                 "a dependency is a free function: its arguments come from the request",
             ));
+            continue;
         };
         if let Type::Reference(reference) = &*arg.ty {
-            return Err(syn::Error::new(
+            errors.push(syn::Error::new(
                 reference.span(),
                 "dependency arguments are extracted from the request, so they are owned extractor types \
                  (web::Path<T>, web::Query<T>, web::Data<T>, another dependency), not references",
             ));
         }
-        let ty = &arg.ty;
-        let name = quote::format_ident!("__cachex_arg{index}");
-        extractions.push(quote! {
-            let #name = <#ty as ::cachex::actix::__private::actix_web::FromRequest>::from_request(&__cachex_req, &mut __cachex_payload)
-                .await
-                .map_err(::std::convert::Into::<::cachex::actix::__private::actix_web::Error>::into)?;
-        });
-        names.push(name);
+        types.push((*arg.ty).clone());
     }
+    if types.len() > TUPLE * TUPLE {
+        errors.push(syn::Error::new(
+            sig.inputs.span(),
+            format!("a dependency takes at most {} arguments", TUPLE * TUPLE),
+        ));
+    }
+    let ret = match (errors.finish(), ret) {
+        (None, Some(ret)) => ret,
+        // The function as written next to every error, so its callers still compile.
+        (error, _) => {
+            let error = error.map(syn::Error::into_compile_error);
+            return quote!(#error #function);
+        }
+    };
+    // `Result<T, E>`: the extractor is `T`, and `E` becomes the response (E: ResponseError).
+    let ok = match &ret {
+        Type::Path(path) => match path.path.segments.last() {
+            Some(last) if last.ident == "Result" => match &last.arguments {
+                syn::PathArguments::AngleBracketed(generic) => match generic.args.first() {
+                    Some(syn::GenericArgument::Type(ok)) => Some(ok.clone()),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    };
+    let (output, extract) = match &ok {
+        Some(ok) => (ok, quote!(extract_fallible)),
+        None => (&ret, quote!(extract)),
+    };
+    let names: Vec<_> = (0..types.len()).map(|i| format_ident!("__cachex_arg{i}")).collect();
+    let (pattern, tuple) = if types.len() <= TUPLE {
+        (quote!((#(#names,)*)), quote!((#(#types,)*)))
+    } else {
+        let patterns = names.chunks(TUPLE).map(|chunk| quote!((#(#chunk,)*)));
+        let tuples = types.chunks(TUPLE).map(|chunk| quote!((#(#chunk,)*)));
+        (quote!((#(#patterns,)*)), quote!((#(#tuples,)*)))
+    };
     let name = &sig.ident;
     let call = if sig.asyncness.is_some() {
-        quote!(#name(#(#names),*).await)
-    } else {
         quote!(#name(#(#names),*))
-    };
-    let result = if fallible {
-        quote!(#call.map_err(::std::convert::Into::<::cachex::actix::__private::actix_web::Error>::into))
     } else {
-        quote!(::std::result::Result::Ok(#call))
+        quote!(::std::future::ready(#name(#(#names),*)))
     };
-    Ok(quote! {
+    let cfgs = function.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    quote! {
         #function
 
+        #(#cfgs)*
         impl ::cachex::actix::__private::actix_web::FromRequest for #output {
             type Error = ::cachex::actix::__private::actix_web::Error;
-            type Future = ::std::pin::Pin<::std::boxed::Box<dyn ::std::future::Future<Output = ::std::result::Result<Self, Self::Error>>>>;
+            type Future = ::cachex::actix::__private::DependencyFuture<Self>;
 
             fn from_request(
                 req: &::cachex::actix::__private::actix_web::HttpRequest,
                 payload: &mut ::cachex::actix::__private::actix_web::dev::Payload,
             ) -> Self::Future {
-                let __cachex_req = req.clone();
-                let mut __cachex_payload = payload.take();
-                ::std::boxed::Box::pin(async move {
-                    #(#extractions)*
-                    #result
-                })
+                ::cachex::actix::__private::#extract(req, payload, |#pattern: #tuple| #call)
             }
         }
-    })
+    }
 }

@@ -1,26 +1,34 @@
-//! `#[cachex::encoder]`: registers a function as a named key encoder.
+//! `#[cachex::encoder]`: registers a function as a named key encoder. Running it on an
+//! argument is the runtime's `custom_encode`; this only records the function's name and type.
 
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{spanned::Spanned, FnArg, ItemFn, ReturnType, Type};
 
-use crate::util::strip_ref;
+use crate::util::{strip_ref, Errors};
 
-pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(error) => {
+            let error = error.into_compile_error();
+            return quote!(#error #item);
+        }
+    };
+    let mut errors = Errors::default();
     if !attr.is_empty() {
-        return Err(syn::Error::new(
+        errors.push(syn::Error::new(
             attr.span(),
             "#[cachex::encoder] takes no arguments: the function's name is the encoder's name",
         ));
     }
-    let function: ItemFn = syn::parse2(item)?;
     let sig = &function.sig;
     let usage = "an encoder is `fn name(value: &T) -> impl serde::Serialize`";
     if !sig.generics.params.is_empty() || sig.asyncness.is_some() {
-        return Err(syn::Error::new(sig.span(), format!("{usage}: not generic, not async")));
+        errors.push(syn::Error::new(sig.span(), format!("{usage}: not generic, not async")));
     }
     if matches!(sig.output, ReturnType::Default) {
-        return Err(syn::Error::new(
+        errors.push(syn::Error::new(
             sig.span(),
             format!("{usage}: it must return the key material"),
         ));
@@ -28,45 +36,46 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let mut inputs = sig.inputs.iter();
     let ty = match (inputs.next(), inputs.next()) {
         (Some(FnArg::Typed(arg)), None) => match &*arg.ty {
-            Type::Reference(reference) if reference.mutability.is_none() => strip_ref(&arg.ty).0.clone(),
+            Type::Reference(reference) if reference.mutability.is_none() => Some(strip_ref(&arg.ty).0.clone()),
             other => {
-                return Err(syn::Error::new(
+                errors.push(syn::Error::new(
                     other.span(),
                     format!("{usage}: take the value by shared reference, `&T`"),
-                ))
+                ));
+                None
             }
         },
         _ => {
-            return Err(syn::Error::new(
+            errors.push(syn::Error::new(
                 sig.inputs.span(),
                 format!("{usage}: exactly one argument"),
-            ))
+            ));
+            None
+        }
+    };
+    let ty = match (errors.finish(), ty) {
+        (None, Some(ty)) => ty,
+        // The function as written next to every error, so its callers still compile.
+        (error, _) => {
+            let error = error.map(syn::Error::into_compile_error);
+            return quote!(#error #function);
         }
     };
     let name = &sig.ident;
     let name_text = name.to_string();
-    Ok(quote! {
+    let cfgs = function.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    quote! {
         #function
 
-        const _: () = {
-            fn __cachex_encode(value: &dyn ::std::any::Any, key: &mut ::cachex::KeyBuilder) -> bool {
-                match value.downcast_ref::<#ty>() {
-                    ::std::option::Option::Some(value) => {
-                        key.serde(&#name(value));
-                        true
-                    }
-                    ::std::option::Option::None => false,
-                }
+        #(#cfgs)*
+        ::cachex::__private::inventory::submit! {
+            ::cachex::__private::EncoderRegistration {
+                name: #name_text,
+                function: ::std::concat!(::std::module_path!(), "::", #name_text),
+                type_name: ::std::any::type_name::<#ty>,
+                type_id: ::std::any::TypeId::of::<#ty>,
+                encode: |value, key| ::cachex::__private::custom_encode::<#ty, _>(value, key, #name),
             }
-            ::cachex::__private::inventory::submit! {
-                ::cachex::__private::EncoderRegistration {
-                    name: #name_text,
-                    function: ::std::concat!(::std::module_path!(), "::", #name_text),
-                    type_name: ::std::any::type_name::<#ty>,
-                    type_id: ::std::any::TypeId::of::<#ty>,
-                    encode: __cachex_encode,
-                }
-            }
-        };
-    })
+        }
+    }
 }

@@ -48,3 +48,22 @@ fn find_impl(tokens: TokenStream, found: &mut bool) {
         }
     }
 }
+
+/// Every error a macro finds, reported together (`syn::Error::combine`).
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    /// Adds one error.
+    pub fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    /// All the errors as one, if any.
+    pub fn finish(self) -> Option<syn::Error> {
+        self.0
+    }
+}
