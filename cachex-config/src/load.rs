@@ -144,7 +144,7 @@ pub fn from_figment(figment: Figment) -> Result<Loaded, Error> {
     }
 }
 
-/// The subject of a configuration path: "cache `fib`, key `ttl`", "[defaults], key `ttl`".
+/// The subject of a configuration path: "cache `fib`, key `ttl`", "`[defaults]`, key `ttl`".
 pub fn subject(path: &[&str]) -> String {
     match path {
         ["caches", name, rest @ ..] if !rest.is_empty() => format!("cache `{name}`, key `{}`", rest.join(".")),

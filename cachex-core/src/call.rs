@@ -49,7 +49,7 @@ fn failed<R>(cache: &Cache, error: Error, fail: Option<fn(Error) -> R>) -> Optio
     }
 }
 
-/// Runs a blocking cached call: a hit returns here; a miss goes to [`compute_once`], out of
+/// Runs a blocking cached call: a hit returns here; a miss goes to `compute_once`, out of
 /// line, so the hit path stays a small function.
 #[inline]
 pub fn run<K, R: Output<K>>(

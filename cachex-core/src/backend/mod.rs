@@ -19,7 +19,7 @@ pub mod memory;
 #[cfg(feature = "mongodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
 pub mod mongodb;
-#[cfg(any(feature = "redis", feature = "mongodb", feature = "async-memcached"))]
+#[cfg(any(feature = "redis", feature = "async-memcached"))]
 mod per_runtime;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -151,6 +151,7 @@ impl<'a> Spec<'a> {
     }
 
     /// The URL, which the backend's kind requires (its `url` problem otherwise).
+    #[cfg(any(feature = "redis", feature = "mongodb"))]
     pub(crate) fn required_url(&self, backend: &str) -> Result<&'a str, SettingProblem> {
         self.url
             .ok_or_else(|| SettingProblem::new("url", format!("a {backend} cache needs `url`, the server to use")))
