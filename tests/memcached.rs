@@ -352,16 +352,6 @@ async fn per_runtime(id: u32) -> u32 {
 #[test]
 fn a_runtime_that_is_gone_leaves_no_broken_connection() {
     servers();
-    let handle = cachex::cache("m").unwrap();
-    for round in 0..3 {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let errors = handle.stats().errors;
-        assert_eq!(runtime.block_on(per_runtime(7)), 7);
-        assert_eq!(handle.stats().errors, errors, "round {round}: a backend error");
-        drop(runtime);
-    }
+    support::across_runtimes("m", || per_runtime(7));
     assert_eq!(COMPUTED.get("per_runtime:7"), 1, "computed once, then hits");
 }

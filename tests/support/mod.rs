@@ -230,3 +230,20 @@ where
     }
     results
 }
+
+/// Calls `call` (an async cached call returning 7) on three tokio runtimes in turn, each
+/// dropped after its call, and asserts that none of the calls saw a backend error of `cache`:
+/// connections made on a runtime that is gone are made again on the next one.
+pub fn across_runtimes<F: std::future::Future<Output = u32>>(cache: &str, call: impl Fn() -> F) {
+    let handle = cachex::cache(cache).unwrap();
+    for round in 0..3 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let errors = handle.stats().errors;
+        assert_eq!(runtime.block_on(call()), 7);
+        assert_eq!(handle.stats().errors, errors, "round {round}: a backend error");
+        drop(runtime);
+    }
+}
