@@ -1,14 +1,16 @@
-//! Every annotated configuration in `config/` parses, and builds where its backends are
-//! compiled into this test build.
+//! Every annotated configuration in `config/`, and the datasets service's, parses, and builds
+//! where its backends are compiled into this test build.
 
 use std::path::Path;
 
 #[test]
 fn every_example_configuration_parses_and_checks() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let examples = std::fs::read_dir(root.join("config"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path());
     let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    for path in examples.chain([root.join("examples/datasets/cachex.toml")]) {
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
@@ -28,5 +30,5 @@ fn every_example_configuration_parses_and_checks() {
         }
         seen += 1;
     }
-    assert!(seen >= 2, "config/ holds the annotated examples");
+    assert!(seen >= 3, "config/ holds the annotated examples");
 }

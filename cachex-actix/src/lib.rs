@@ -99,27 +99,22 @@ impl Caches {
 #[derive(serde::Serialize)]
 struct CacheStats {
     backend: &'static str,
-    hits: u64,
-    misses: u64,
-    errors: u64,
-    stores: u64,
+    #[serde(flatten)]
+    stats: cachex_core::Stats,
 }
 
-/// A handler answering every cache's counters as JSON:
-/// `{"datasets": {"backend": "memory", "hits": 1, "misses": 1, "errors": 0, "stores": 1}}`.
+/// A handler answering every cache's counters ([`Stats`](cachex_core::Stats)) as JSON:
+/// `{"datasets": {"backend": "memory", "hits": 1, "misses": 1, "errors": 0, "stores": 1,
+/// "stale_served": 0, "refreshes": 0, "refresh_failures": 0, "refreshes_skipped": 0}}`.
 pub async fn stats() -> HttpResponse {
     let body: std::collections::BTreeMap<String, CacheStats> = cachex_core::caches()
         .into_iter()
         .map(|cache| {
-            let stats = cache.stats();
             (
                 cache.name().to_owned(),
                 CacheStats {
                     backend: cache.backend(),
-                    hits: stats.hits,
-                    misses: stats.misses,
-                    errors: stats.errors,
-                    stores: stats.stores,
+                    stats: cache.stats(),
                 },
             )
         })

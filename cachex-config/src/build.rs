@@ -4,7 +4,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use cachex_core::{
-    check_cache_name, Cache, CacheSettings, Error, OnError, Problem, Problems, Runtime, DEFAULT_LOCK_TIMEOUT,
+    check_cache_name, Cache, CacheSettings, Error, OnError, Problem, Problems, Runtime, StaleWindows,
+    DEFAULT_LOCK_TIMEOUT,
 };
 
 use cachex_core::backend::{Kind, Spec, KINDS};
@@ -34,6 +35,8 @@ fn duration_problem(key: &str, value: Duration) -> Option<String> {
     (value < min || value > max).then(|| {
         let accepted = if key == "ttl" {
             format!("from 0s (no expiry) to {}", show(max))
+        } else if key.starts_with("stale_") {
+            format!("from 0s (off) to {}", show(max))
         } else {
             format!("from {} to {}", show(min), show(max))
         };
@@ -183,6 +186,8 @@ impl Checker<'_> {
         };
         let durations = [
             ("ttl", own.ttl),
+            ("stale_while_revalidate", own.stale_while_revalidate),
+            ("stale_if_error", own.stale_if_error),
             ("timeout", own.timeout),
             ("lock_timeout", own.lock_timeout),
         ];
@@ -297,6 +302,32 @@ impl Checker<'_> {
                 );
             }
         }
+        let no_ttl = effective.ttl.is_none_or(|ttl| ttl.is_zero());
+        for (key, window) in [
+            ("stale_while_revalidate", effective.stale_while_revalidate),
+            ("stale_if_error", effective.stale_if_error),
+        ] {
+            if no_ttl && window.is_some_and(|window| !window.is_zero()) {
+                // Where the window was set: this section, else the defaults it inherits.
+                let own_window = if key == "stale_if_error" {
+                    own.stale_if_error
+                } else {
+                    own.stale_while_revalidate
+                };
+                let path = if own_window.is_some() {
+                    at(key)
+                } else {
+                    vec!["defaults", key]
+                };
+                self.report(
+                    &path,
+                    format!(
+                        "`{key}` serves entries past their `ttl`, and this cache has no `ttl` (its entries never go stale): \
+                         set `ttl`, or leave `{key}` out"
+                    ),
+                );
+            }
+        }
         if backend == BackendKind::File && effective.path.is_none() {
             self.report(
                 &at("path"),
@@ -382,7 +413,8 @@ type Origins<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// A problem with one key of cache `name`, as an error naming where the value came from.
 fn key_problem(name: &str, key: &str, origins: Origins<'_>, message: String) -> Error {
     let problem = Problem::new(format!("cache `{name}`, key `{key}`"), message);
-    Error::Invalid(Problems(vec![match origins(key) {
+    // A key that is missing is required by the `backend` setting: that is where it came from.
+    Error::Invalid(Problems(vec![match origins(key).or_else(|| origins("backend")) {
         Some(origin) => problem.origin(origin),
         None => problem,
     }]))
@@ -460,6 +492,10 @@ fn build_cache_in(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> 
         name: name.to_owned(),
         prefix: effective.prefix.clone().unwrap_or_else(|| format!("cachex:{name}")),
         ttl: effective.ttl.filter(|ttl| !ttl.is_zero()),
+        stale: StaleWindows {
+            while_revalidate: effective.stale_while_revalidate.unwrap_or_default(),
+            if_error: effective.stale_if_error.unwrap_or_default(),
+        },
         on_error: effective.on_error.unwrap_or(OnError::Bypass),
         encoders: effective.encoders.clone(),
         signing: signing_keys(name, effective, origins)?,
@@ -480,6 +516,7 @@ fn build_cache_in(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> 
     };
     let mut spec = Spec::new(name, &settings.prefix);
     spec.ttl = settings.ttl;
+    spec.stale = settings.stale;
     spec.url = effective.url.as_ref().map(|url| url.expose());
     spec.timeout = effective.timeout;
     spec.max_entries = effective.max_entries;

@@ -145,6 +145,14 @@ pub struct CacheConfig {
     /// How long entries live; `"0s"` or absent = no expiry.
     #[serde(default, with = "humantime_serde")]
     pub ttl: Option<Duration>,
+    /// How long after `ttl` a call still gets the entry at once while one refresh runs
+    /// (RFC 5861's `stale-while-revalidate`; needs a `ttl`).
+    #[serde(default, with = "humantime_serde")]
+    pub stale_while_revalidate: Option<Duration>,
+    /// How long after `ttl` a failed computation (an `Err`, a `None`, a panic) returns the
+    /// entry instead (RFC 5861's `stale-if-error`; needs a `ttl`).
+    #[serde(default, with = "humantime_serde")]
+    pub stale_if_error: Option<Duration>,
     /// What a backend failure does (default `bypass`).
     pub on_error: Option<OnError>,
     /// The namespace of the cache's entries (default `cachex:<name>`).
@@ -223,6 +231,34 @@ impl CacheConfig {
         self
     }
 
+    /// Serves entries up to `window` past their `ttl` while one refresh runs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cachex_config::CacheConfig::memory()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .stale_while_revalidate(Duration::from_secs(30));
+    /// assert_eq!(cache.stale_while_revalidate, Some(Duration::from_secs(30)));
+    /// ```
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// Returns entries up to `window` past their `ttl` when their computation fails.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cachex_config::CacheConfig::memory()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .stale_if_error(Duration::from_secs(600));
+    /// assert_eq!(cache.stale_if_error, Some(Duration::from_secs(600)));
+    /// ```
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = Some(window);
+        self
+    }
+
     /// Sets what a backend failure does.
     pub fn on_error(mut self, on_error: OnError) -> Self {
         self.on_error = Some(on_error);
@@ -287,6 +323,8 @@ impl CacheConfig {
             backend: self.backend.or(defaults.backend),
             url: self.url.clone().or_else(|| defaults.url.clone()),
             ttl: self.ttl.or(defaults.ttl),
+            stale_while_revalidate: self.stale_while_revalidate.or(defaults.stale_while_revalidate),
+            stale_if_error: self.stale_if_error.or(defaults.stale_if_error),
             on_error: self.on_error.or(defaults.on_error),
             prefix: self.prefix.clone(),
             max_entries: self.max_entries.or(defaults.max_entries),

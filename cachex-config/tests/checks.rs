@@ -131,6 +131,40 @@ fn sizes_must_be_at_least_one_and_ttl_zero_means_no_expiry() {
 }
 
 #[test]
+fn a_stale_window_needs_a_ttl_and_is_inherited_from_the_defaults() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            "[defaults]\nstale_if_error = \"10m\"\n[caches.kept]\nttl = \"1m\"\nstale_while_revalidate = \"30s\"\n\
+             [caches.forever]\nstale_while_revalidate = \"30s\"\n",
+        )?;
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(
+            text.contains("cache `forever`, key `stale_while_revalidate` (from file")
+                && text.contains("this cache has no `ttl`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[defaults], key `stale_if_error` (from file"),
+            "the inherited window is named where it was set: {text}"
+        );
+        assert!(!text.contains("cache `kept`"), "{text}");
+        jail.create_file(
+            "cachex.toml",
+            "[defaults]\nstale_if_error = \"10m\"\nttl = \"5m\"\n[caches.kept]\nttl = \"1m\"\nstale_while_revalidate = \"30s\"\n",
+        )?;
+        let runtime = build_runtime(&load().unwrap()).unwrap();
+        let stale = runtime.cache("kept").unwrap().settings().stale;
+        assert_eq!(stale.while_revalidate, Duration::from_secs(30));
+        assert_eq!(stale.if_error, Duration::from_secs(600));
+        jail.set_env("CACHEX_CACHES__KEPT__STALE_IF_ERROR", "-1s");
+        let text = problems(load().and_then(|loaded| build_runtime(&loaded)));
+        assert!(text.contains("stale_if_error"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
 fn lock_timeout_is_inherited_from_the_defaults_with_a_generous_default() {
     Jail::expect_with(|jail| {
         jail.create_file(

@@ -16,6 +16,8 @@ const KEYS: &[&str] = &[
     "backend",
     "url",
     "ttl",
+    "stale_while_revalidate",
+    "stale_if_error",
     "on_error",
     "prefix",
     "max_entries",
@@ -113,7 +115,9 @@ fn typed(key: &'static str) -> BoxedStrategy<Value> {
     match key {
         "backend" => text(&["memory", "file", "redis", "mongodb", "memcached", "sqlite"]),
         "on_error" => text(&["bypass", "fail", "retry"]),
-        "ttl" | "timeout" | "lock_timeout" => text(&["0s", "1ms", "50ms", "1h", "2h", "11m", "99999999999999999999y"]),
+        "ttl" | "timeout" | "lock_timeout" | "stale_while_revalidate" | "stale_if_error" => {
+            text(&["0s", "1ms", "50ms", "1h", "2h", "11m", "99999999999999999999y"])
+        }
         "url" => proptest::sample::select(&STRINGS[19..]).prop_map(Value::Text).boxed(),
         "max_entries" | "max_bytes" | "max_item_bytes" => {
             prop_oneof![Just(0i64), Just(1), Just(1 << 20), Just(i64::MAX), Just(-1)]

@@ -15,6 +15,7 @@ use crate::envelope::{self, DecodeError, SigningKeys, Verified};
 use crate::error::{BoxError, Error};
 use crate::flight::Flights;
 use crate::key::{CallKey, Seed};
+use crate::stale::{Found, Stale, StaleWindows};
 use crate::stats::{Counters, Stats};
 use crate::storage::StorageKey;
 
@@ -46,8 +47,10 @@ pub struct CacheSettings {
     pub name: String,
     /// The namespace of its entries in a shared store.
     pub prefix: String,
-    /// How long an entry lives (`None` = no expiry).
+    /// How long an entry is fresh (`None` = forever).
     pub ttl: Option<Duration>,
+    /// How long after `ttl` a stale entry is still served (needs a `ttl`).
+    pub stale: StaleWindows,
     /// What a backend failure does.
     pub on_error: OnError,
     /// Argument type name → encoder name.
@@ -77,6 +80,7 @@ impl CacheSettings {
             name: name.to_owned(),
             prefix: format!("cachex:{name}"),
             ttl: None,
+            stale: StaleWindows::default(),
             on_error: OnError::Bypass,
             encoders: BTreeMap::new(),
             signing: None,
@@ -91,22 +95,22 @@ pub struct Cache {
     /// The seed of direct-access keys (through a [`CacheHandle`]).
     direct: Seed,
     backend: Backend,
-    counters: Counters,
+    pub(crate) counters: Counters,
     pub(crate) flights: Flights,
     /// Whether a value that failed verification was logged at `warn` already (once a cache).
     unverified_logged: AtomicBool,
 }
 
-enum Found<V> {
-    Hit(V),
-    Miss,
+/// What a read of stored bytes gave.
+enum Read<V> {
+    Found(Found<V>),
     Corrupt(DecodeError),
 }
 
 /// A value read from a byte-storing backend, and the same entry re-signed with the current
 /// key when it verified with a fallback: the reader writes that back.
 struct Opened<V> {
-    value: Option<V>,
+    found: Found<V>,
     resigned: Option<(Vec<u8>, Option<Duration>)>,
 }
 
@@ -159,21 +163,24 @@ impl Cache {
         counted: bool,
     ) -> Opened<V> {
         let mut resigned = None;
-        let found = match bytes {
-            None => Found::Miss,
+        let read = match bytes {
+            None => Read::Found(Found::Miss),
             Some(bytes) => match self.verify(storage_key, bytes, &mut resigned) {
-                Err(e) => Found::Corrupt(e),
-                Ok(bytes) => match envelope::decode_owned::<V>(bytes) {
-                    Ok(value) => Found::Hit(value),
-                    Err(DecodeError::Expired) => Found::Miss,
-                    Err(e) => Found::Corrupt(e),
-                },
+                Err(e) => Read::Corrupt(e),
+                Ok(bytes) => {
+                    let fresh_until = envelope::read_expiry(&bytes).map_or(0, |expiry| expiry.fresh_until);
+                    match envelope::decode_owned::<V>(bytes) {
+                        Ok(value) => Read::Found(freshness(value, fresh_until)),
+                        Err(DecodeError::Expired) => Read::Found(Found::Miss),
+                        Err(e) => Read::Corrupt(e),
+                    }
+                }
             },
         };
-        let value = self.count(key, found, started, counted);
+        let found = self.count(key, read, started, counted);
         Opened {
-            resigned: resigned.filter(|_| value.is_some()),
-            value,
+            resigned: resigned.filter(|_| !matches!(found, Found::Miss)),
+            found,
         }
     }
 
@@ -204,26 +211,20 @@ impl Cache {
         }
     }
 
-    fn count<V>(&self, key: &CallKey<'_>, found: Found<V>, started: Option<Instant>, counted: bool) -> Option<V> {
+    fn count<V>(&self, key: &CallKey<'_>, read: Read<V>, started: Option<Instant>, counted: bool) -> Found<V> {
         let latency_us = started.map_or(0, |started| started.elapsed().as_micros() as u64);
         if !counted {
-            return match found {
-                Found::Hit(value) => Some(value),
-                Found::Miss | Found::Corrupt(_) => None,
+            return match read {
+                Read::Found(found) => found,
+                Read::Corrupt(_) => Found::Miss,
             };
         }
-        match found {
-            Found::Hit(value) => {
-                self.counters.hit();
-                tracing::trace!(cache = %self.settings.name, key = %short(key), latency_us, "cachex hit");
-                Some(value)
+        match read {
+            Read::Found(found) => {
+                self.count_found(key, &found, latency_us);
+                found
             }
-            Found::Miss => {
-                self.counters.miss();
-                tracing::trace!(cache = %self.settings.name, key = %short(key), latency_us, "cachex miss");
-                None
-            }
-            Found::Corrupt(reason @ (DecodeError::Unsigned | DecodeError::BadSignature)) => {
+            Read::Corrupt(reason @ (DecodeError::Unsigned | DecodeError::BadSignature)) => {
                 self.counters.miss();
                 self.counters.error();
                 // A forger can write many: one warning a cache, the rest at debug level.
@@ -232,36 +233,49 @@ impl Cache {
                 } else {
                     tracing::warn!(cache = %self.settings.name, key = %short(key), %reason, "cachex stored value does not verify (forged, unsigned, signed with another key or moved from another entry), recomputing; later ones are logged at debug level");
                 }
-                None
+                Found::Miss
             }
-            Found::Corrupt(reason) => {
+            Read::Corrupt(reason) => {
                 self.counters.miss();
                 self.counters.error();
                 tracing::warn!(cache = %self.settings.name, key = %short(key), %reason, "cachex stored value unusable, recomputing");
-                None
+                Found::Miss
+            }
+        }
+    }
+
+    /// Counts a lookup: a hit when it found a fresh value, a miss otherwise.
+    #[inline]
+    fn count_found<V>(&self, key: &CallKey<'_>, found: &Found<V>, latency_us: u64) {
+        match found {
+            Found::Fresh(_) => {
+                self.counters.hit();
+                tracing::trace!(cache = %self.settings.name, key = %short(key), latency_us, "cachex hit");
+            }
+            Found::Stale(stale) => {
+                self.counters.miss();
+                tracing::trace!(cache = %self.settings.name, key = %short(key), latency_us, past_ttl = ?stale.past, "cachex stale");
+            }
+            Found::Miss => {
+                self.counters.miss();
+                tracing::trace!(cache = %self.settings.name, key = %short(key), latency_us, "cachex miss");
             }
         }
     }
 
     #[inline]
-    fn memory_lookup<V: CacheValue>(&self, store: &MemoryStore, key: &CallKey<'_>, counted: bool) -> Option<V> {
-        let value = store.get::<V>(key.local());
+    fn memory_lookup<V: CacheValue>(&self, store: &MemoryStore, key: &CallKey<'_>, counted: bool) -> Found<V> {
+        let found = store.fetch::<V>(key.local());
         if counted {
-            if value.is_some() {
-                self.counters.hit();
-                tracing::trace!(cache = %self.settings.name, key = %short(key), "cachex hit");
-            } else {
-                self.counters.miss();
-                tracing::trace!(cache = %self.settings.name, key = %short(key), "cachex miss");
-            }
+            self.count_found(key, &found, 0);
         }
-        value
+        found
     }
 
     /// The value under `key`, blocking on the backend; `counted` = it counts as a hit or miss
     /// (the second look of a single-flight leader does not).
     #[inline]
-    pub(crate) fn lookup<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Result<Option<V>, Error> {
+    pub(crate) fn lookup<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Result<Found<V>, Error> {
         match &self.backend {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { blocking, .. } => {
@@ -274,7 +288,7 @@ impl Cache {
                         self.backend_error(e);
                     }
                 }
-                Ok(opened.value)
+                Ok(opened.found)
             }
         }
     }
@@ -282,7 +296,7 @@ impl Cache {
     /// The value under `key` when the backend answers without waiting (memory): `Some(found)`;
     /// `None` for byte-storing backends. `counted` as for [`Cache::lookup`].
     #[inline]
-    pub(crate) fn lookup_in_memory<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Option<Option<V>> {
+    pub(crate) fn lookup_in_memory<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Option<Found<V>> {
         match &self.backend {
             Backend::Memory(store) => Some(self.memory_lookup(store, key, counted)),
             Backend::Bytes { .. } => None,
@@ -294,7 +308,7 @@ impl Cache {
         &self,
         key: &CallKey<'_>,
         counted: bool,
-    ) -> Result<Option<V>, Error> {
+    ) -> Result<Found<V>, Error> {
         match &self.backend {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
             Backend::Bytes { nonblocking, .. } => {
@@ -307,14 +321,15 @@ impl Cache {
                         self.backend_error(e);
                     }
                 }
-                Ok(opened.value)
+                Ok(opened.found)
             }
         }
     }
 
     /// The envelope of `value` to store under `storage_key`, signed when the cache signs.
     fn encode<V: CacheValue>(&self, storage_key: &StorageKey<'_>, value: &V) -> Result<Vec<u8>, Error> {
-        let mut bytes = envelope::encode(value, self.settings.ttl).map_err(|e| {
+        let expiry = envelope::Expiry::after(self.settings.ttl, self.settings.stale.kept());
+        let mut bytes = envelope::encode_until(value, expiry).map_err(|e| {
             self.counters.error();
             Error::Encode {
                 cache: self.settings.name.clone(),
@@ -325,6 +340,32 @@ impl Cache {
             keys.sign(&storage_key.text(), &mut bytes);
         }
         Ok(bytes)
+    }
+
+    /// How long a backend keeps an entry: its `ttl` and the stale window after it.
+    fn kept_for(&self) -> Option<Duration> {
+        self.settings
+            .ttl
+            .map(|ttl| ttl.saturating_add(self.settings.stale.kept()))
+    }
+
+    /// Counts and logs a call answered with a stale value, under `window`.
+    pub(crate) fn served_stale<V>(&self, key: &CallKey<'_>, value: V, window: &'static str) -> V {
+        self.counters.stale_served();
+        tracing::debug!(cache = %self.settings.name, key = %short(key), window, "cachex served a stale value");
+        value
+    }
+
+    /// Counts and logs a refresh that left the stale value in place.
+    pub(crate) fn refresh_failed(&self, key: &CallKey<'_>, why: &'static str) {
+        self.counters.refresh_failure();
+        tracing::warn!(cache = %self.settings.name, key = %short(key), "cachex refresh {why}; the stale value stays until its windows pass");
+    }
+
+    /// Counts and logs a background refresh not started: the refresh pool was full.
+    pub(crate) fn refresh_skipped(&self, key: &CallKey<'_>) {
+        self.counters.refresh_skipped();
+        tracing::debug!(cache = %self.settings.name, key = %short(key), "cachex refresh pool full; refresh skipped");
     }
 
     fn stored(&self, key: &CallKey<'_>) {
@@ -340,7 +381,7 @@ impl Cache {
                 let storage_key = self.storage_key(key);
                 let bytes = self.encode(&storage_key, value)?;
                 blocking
-                    .set(&storage_key, &bytes, self.settings.ttl)
+                    .set(&storage_key, &bytes, self.kept_for())
                     .map_err(|e| self.backend_error(e))?;
             }
         }
@@ -356,7 +397,7 @@ impl Cache {
                 let storage_key = self.storage_key(key);
                 let bytes = self.encode(&storage_key, value)?;
                 nonblocking
-                    .set(&storage_key, &bytes, self.settings.ttl)
+                    .set(&storage_key, &bytes, self.kept_for())
                     .await
                     .map_err(|e| self.backend_error(e))?;
             }
@@ -413,6 +454,23 @@ impl Cache {
     }
 }
 
+/// A decoded value, fresh or stale as its envelope's fresh-until instant (ms since the epoch,
+/// 0 = forever) says.
+fn freshness<V>(value: V, fresh_until: u64) -> Found<V> {
+    if fresh_until == 0 {
+        return Found::Fresh(value);
+    }
+    let now = envelope::now_millis();
+    if now < fresh_until {
+        Found::Fresh(value)
+    } else {
+        Found::Stale(Stale {
+            value,
+            past: Duration::from_millis(now - fresh_until),
+        })
+    }
+}
+
 /// The first 8 hex digits of a key's digest, what events show.
 fn short(key: &CallKey<'_>) -> String {
     key.digest().to_hex()[..8].to_owned()
@@ -459,9 +517,10 @@ impl CacheHandle {
         })
     }
 
-    /// The value stored under `key`, if any, blocking on the backend.
+    /// The value stored under `key`, if any and fresh (a value past the cache's `ttl` is kept
+    /// for its stale windows but only `#[cached]` calls serve it), blocking on the backend.
     pub fn get<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K) -> Result<Option<V>, Error> {
-        self.0.lookup(&self.key(key)?, true)
+        self.0.lookup(&self.key(key)?, true).map(Found::fresh)
     }
 
     /// Stores `value` under `key` with the cache's TTL, blocking on the backend.
@@ -479,9 +538,9 @@ impl CacheHandle {
         self.0.clear_blocking()
     }
 
-    /// The value stored under `key`, if any, awaiting the backend.
+    /// The value stored under `key`, if any and fresh, awaiting the backend.
     pub async fn get_async<K: Serialize + ?Sized, V: CacheValue>(&self, key: &K) -> Result<Option<V>, Error> {
-        self.0.lookup_async(&self.key(key)?, true).await
+        self.0.lookup_async(&self.key(key)?, true).await.map(Found::fresh)
     }
 
     /// Stores `value` under `key` with the cache's TTL, awaiting the backend.

@@ -2,13 +2,16 @@
 //! (single-flight), store, and hand the value to the waiters. Used by the generated code.
 
 use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::cache::{Cache, OnError};
+use crate::cache::{Cache, CacheValue, OnError};
 use crate::error::Error;
-use crate::flight::{Joined, Waited};
+use crate::flight::{Joined, Leader, Waited};
 use crate::key::{ArgEncoding, CallKey, KeyBuilder};
 use crate::output::Output;
+use crate::refresh::{catch_unwind_async, AsyncJob, Detached, Job, Pool};
 use crate::registry::Binding;
+use crate::stale::{Found, Stale};
 
 /// A call whose key is known: its cache, and its key where the generated code formed it.
 pub struct Prepared<'k> {
@@ -49,77 +52,136 @@ fn failed<R>(cache: &Cache, error: Error, fail: Option<fn(Error) -> R>) -> Optio
     }
 }
 
-/// Runs a blocking cached call: a hit returns here; a miss goes to `compute_once`, out of
-/// line, so the hit path stays a small function.
+/// Runs a blocking cached call. `args` are the function's arguments and `compute` its body,
+/// a closure of them; `detach` hands both over for a refresh in the background, or gives them
+/// back (see [`refresh`](crate::refresh)). A fresh hit returns here; the rest is out of line,
+/// so the hit path stays a small function.
 #[inline]
-pub fn run<K, R: Output<K>>(
+pub fn run<K, R, A, F, D>(
     prepared: Option<Prepared<'_>>,
     fail: Option<fn(Error) -> R>,
-    compute: impl FnOnce() -> R,
-) -> R {
+    args: A,
+    compute: F,
+    detach: D,
+) -> R
+where
+    R: Output<K>,
+    F: FnOnce(A) -> R,
+    D: FnOnce(A, F) -> Detached<A, F, Job<R::Value>>,
+{
     let Some(Prepared { cache, key }) = prepared else {
-        return compute();
+        return compute(args);
     };
     match cache.lookup::<R::Value>(key, true) {
-        Ok(Some(value)) => R::from_value(value),
-        Ok(None) => compute_once(cache, key, fail, compute),
-        Err(error) => failed(cache, error, fail).unwrap_or_else(compute),
+        Ok(Found::Fresh(value)) => R::from_value(value),
+        Ok(Found::Miss) => compute_once(cache, key, fail, None, args, compute),
+        Ok(Found::Stale(stale)) => serve_stale(cache, key, fail, stale, args, compute, detach),
+        Err(error) => failed(cache, error, fail).unwrap_or_else(|| compute(args)),
     }
 }
 
-/// A miss: the first caller of the key computes and stores; concurrent callers wait for its
-/// value, at most the cache's `lock_timeout`, then compute by themselves. A waiter whose
-/// leader produced nothing (an error, a panic) looks again, then competes to lead. A call that
-/// re-enters a key its own thread is computing computes.
+/// A miss (or a stale value only `stale_if_error` covers): the first caller of the key
+/// computes and stores; concurrent callers wait for its value, at most the cache's
+/// `lock_timeout`, then compute by themselves. A waiter whose leader produced nothing (an
+/// error, a panic) looks again, then competes to lead. A call that re-enters a key its own
+/// thread is computing computes.
 #[inline(never)]
-fn compute_once<K, R: Output<K>>(
+fn compute_once<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     cache: &Cache,
     key: &CallKey<'_>,
     fail: Option<fn(Error) -> R>,
-    compute: impl FnOnce() -> R,
+    stale: Option<Stale<R::Value>>,
+    args: A,
+    compute: F,
 ) -> R {
     loop {
-        let mut leader = match cache.flights.join_blocking(key.local()) {
+        let leader = match cache.flights.join_blocking(key.local()) {
             Joined::Leader(leader) => leader,
-            Joined::Reentered => return compute(),
+            Joined::Reentered => return compute(args),
             Joined::Waiter(waiter) => match waiter.wait::<R::Value>(cache.settings.lock_timeout) {
                 Waited::Value(value) => return R::from_value(value),
-                Waited::TimedOut => return compute_alone(cache, key, fail, compute),
+                Waited::TimedOut => return compute_alone(cache, key, fail, args, compute),
                 Waited::Nothing => match cache.lookup::<R::Value>(key, true) {
-                    Ok(Some(value)) => return R::from_value(value),
-                    Ok(None) => continue,
-                    Err(error) => return failed(cache, error, fail).unwrap_or_else(compute),
+                    Ok(Found::Fresh(value)) => return R::from_value(value),
+                    Ok(Found::Stale(_) | Found::Miss) => continue,
+                    Err(error) => return failed(cache, error, fail).unwrap_or_else(|| compute(args)),
                 },
             },
         };
         // A leader that finished between the lookup and the join has stored the value.
-        if let Ok(Some(value)) = cache.lookup::<R::Value>(key, false) {
+        if let Ok(Found::Fresh(value)) = cache.lookup::<R::Value>(key, false) {
             return R::from_value(value);
         }
-        let result = compute();
-        if let Some(value) = result.value() {
-            if let Err(error) = cache.store(key, value) {
-                if let Some(failure) = failed(cache, error, fail) {
-                    return failure;
-                }
-            }
-            leader.share(value);
-        }
-        return result;
+        return lead(cache, key, fail, leader, stale, args, compute);
     }
+}
+
+/// The leader's computation: stores and shares its value. Over a stale value, it is a
+/// refresh: counted, and when `stale_if_error` covers the stale value, a failure (an `Err`,
+/// a `None`, a panic) returns that value instead.
+fn lead<K, R: Output<K>, A, F: FnOnce(A) -> R>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    fail: Option<fn(Error) -> R>,
+    leader: Leader<'_>,
+    stale: Option<Stale<R::Value>>,
+    args: A,
+    compute: F,
+) -> R {
+    let Some(stale) = stale else {
+        return finish(cache, key, fail, leader, compute(args));
+    };
+    cache.counters.refresh();
+    let fallback = stale.past < cache.settings.stale.if_error;
+    let result = match catch_unwind(AssertUnwindSafe(|| compute(args))) {
+        Ok(result) => result,
+        Err(panic) => {
+            cache.refresh_failed(key, "panicked");
+            if fallback {
+                return R::from_value(cache.served_stale(key, stale.value, "stale_if_error"));
+            }
+            resume_unwind(panic)
+        }
+    };
+    if result.value().is_none() {
+        cache.refresh_failed(key, "returned no value to cache (an Err or a None)");
+        if fallback {
+            return R::from_value(cache.served_stale(key, stale.value, "stale_if_error"));
+        }
+    }
+    finish(cache, key, fail, leader, result)
+}
+
+/// Stores a leader's value and hands it to the waiters (when the leader is dropped).
+fn finish<K, R: Output<K>>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    fail: Option<fn(Error) -> R>,
+    mut leader: Leader<'_>,
+    result: R,
+) -> R {
+    if let Some(value) = result.value() {
+        if let Err(error) = cache.store(key, value) {
+            if let Some(failure) = failed(cache, error, fail) {
+                return failure;
+            }
+        }
+        leader.share(value);
+    }
+    result
 }
 
 /// A waiter whose leader did not finish within `lock_timeout`: computes and stores by itself.
 #[cold]
-fn compute_alone<K, R: Output<K>>(
+fn compute_alone<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     cache: &Cache,
     key: &CallKey<'_>,
     fail: Option<fn(Error) -> R>,
-    compute: impl FnOnce() -> R,
+    args: A,
+    compute: F,
 ) -> R {
-    tracing::warn!(cache = %cache.settings.name, lock_timeout = ?cache.settings.lock_timeout,
-        "cachex waited lock_timeout for a concurrent computation of the same key; computing here");
-    let result = compute();
+    warn_lock_timeout(cache);
+    let result = compute(args);
     if let Some(value) = result.value() {
         if let Err(error) = cache.store(key, value) {
             if let Some(failure) = failed(cache, error, fail) {
@@ -130,41 +192,140 @@ fn compute_alone<K, R: Output<K>>(
     result
 }
 
-/// Runs an async cached call.
-pub async fn run_async<K, R: Output<K>>(
+#[cold]
+fn warn_lock_timeout(cache: &Cache) {
+    tracing::warn!(cache = %cache.settings.name, lock_timeout = ?cache.settings.lock_timeout,
+        "cachex waited lock_timeout for a concurrent computation of the same key; computing here");
+}
+
+/// A stale value. Within `stale_while_revalidate` it is returned at once and one refresh of
+/// the key starts: in the refresh pool when the arguments can be detached, else here (the
+/// caller waits for its own refresh; concurrent callers get the stale value). Past that
+/// window (within `stale_if_error`) it is a miss whose failure returns the stale value.
+#[cold]
+#[inline(never)]
+fn serve_stale<K, R, A, F, D>(
+    cache: &'static Cache,
+    key: &CallKey<'static>,
+    fail: Option<fn(Error) -> R>,
+    stale: Stale<R::Value>,
+    args: A,
+    compute: F,
+    detach: D,
+) -> R
+where
+    R: Output<K>,
+    F: FnOnce(A) -> R,
+    D: FnOnce(A, F) -> Detached<A, F, Job<R::Value>>,
+{
+    if stale.past >= cache.settings.stale.while_revalidate {
+        return compute_once(cache, key, fail, Some(stale), args, compute);
+    }
+    let leader = match cache.flights.join_detached(key.local()) {
+        Joined::Leader(leader) => leader,
+        Joined::Waiter(_) | Joined::Reentered => {
+            return R::from_value(cache.served_stale(key, stale.value, "stale_while_revalidate"))
+        }
+    };
+    match detach(args, compute) {
+        Ok(job) => {
+            let owned = key.clone();
+            let refresh = move || refresh_in_background(cache, &owned, leader, job);
+            if !Pool::shared().submit(Box::new(refresh)) {
+                cache.refresh_skipped(key);
+            }
+            R::from_value(cache.served_stale(key, stale.value, "stale_while_revalidate"))
+        }
+        Err((args, compute)) => {
+            leader.lead_here();
+            lead(cache, key, fail, leader, Some(stale), args, compute)
+        }
+    }
+}
+
+/// A refresh on a thread of the refresh pool: stores the new value, or leaves the stale one.
+fn refresh_in_background<V: CacheValue>(cache: &Cache, key: &CallKey<'_>, mut leader: Leader<'_>, job: Job<V>) {
+    leader.lead_here();
+    cache.counters.refresh();
+    match catch_unwind(AssertUnwindSafe(job)) {
+        Ok(value) => match value {
+            Some(value) => match cache.store(key, &value) {
+                Ok(()) => leader.share(&value),
+                Err(_) => cache.refresh_failed(key, "could not store its value"),
+            },
+            None => cache.refresh_failed(key, "returned no value to cache (an Err or a None)"),
+        },
+        Err(_) => cache.refresh_failed(key, "panicked"),
+    }
+}
+
+/// Runs an async cached call, like [`run`]: `compute` makes the body's future from the
+/// arguments; a detached refresh runs on a blocking thread of the caller's tokio runtime.
+pub async fn run_async<K, R, A, F, Fut, D>(
     prepared: Option<Prepared<'_>>,
     fail: Option<fn(Error) -> R>,
-    compute: impl Future<Output = R>,
-) -> R {
+    args: A,
+    compute: F,
+    detach: D,
+) -> R
+where
+    R: Output<K>,
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = R>,
+    D: FnOnce(A, F) -> Detached<A, F, AsyncJob<R::Value>>,
+{
     let Some(Prepared { cache, key }) = prepared else {
-        return compute.await;
+        return compute(args).await;
     };
+    // A memory lookup never waits: asked directly, it costs no future of its own.
+    let found = match cache.lookup_in_memory::<R::Value>(key, true) {
+        Some(found) => Ok(found),
+        None => cache.lookup_async::<R::Value>(key, true).await,
+    };
+    match found {
+        Ok(Found::Fresh(value)) => R::from_value(value),
+        Ok(Found::Miss) => compute_once_async(cache, key, fail, None, args, compute).await,
+        Ok(Found::Stale(stale)) => serve_stale_async(cache, key, fail, stale, args, compute, detach).await,
+        Err(error) => match failed(cache, error, fail) {
+            Some(failure) => failure,
+            None => compute(args).await,
+        },
+    }
+}
+
+/// [`compute_once`] for an async call.
+async fn compute_once_async<K, R, A, F, Fut>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    fail: Option<fn(Error) -> R>,
+    stale: Option<Stale<R::Value>>,
+    args: A,
+    compute: F,
+) -> R
+where
+    R: Output<K>,
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = R>,
+{
     loop {
-        // A memory lookup never waits: asked directly, it costs no future of its own.
-        let found = match cache.lookup_in_memory::<R::Value>(key, true) {
-            Some(found) => Ok(found),
-            None => cache.lookup_async::<R::Value>(key, true).await,
-        };
-        match found {
-            Ok(Some(value)) => return R::from_value(value),
-            Ok(None) => {}
-            Err(error) => {
-                return match failed(cache, error, fail) {
-                    Some(failure) => failure,
-                    None => compute.await,
-                }
-            }
-        }
-        let mut leader = match cache.flights.join_async(key.local()) {
+        let leader = match cache.flights.join_async(key.local()) {
             Joined::Leader(leader) => leader,
-            Joined::Reentered => return compute.await,
+            Joined::Reentered => return compute(args).await,
             Joined::Waiter(waiter) => match waiter.wait_async::<R::Value>(cache.settings.lock_timeout).await {
                 Waited::Value(value) => return R::from_value(value),
-                Waited::Nothing => continue,
+                Waited::Nothing => match cache.lookup_async::<R::Value>(key, true).await {
+                    Ok(Found::Fresh(value)) => return R::from_value(value),
+                    Ok(Found::Stale(_) | Found::Miss) => continue,
+                    Err(error) => {
+                        return match failed(cache, error, fail) {
+                            Some(failure) => failure,
+                            None => compute(args).await,
+                        }
+                    }
+                },
                 Waited::TimedOut => {
-                    tracing::warn!(cache = %cache.settings.name, lock_timeout = ?cache.settings.lock_timeout,
-                        "cachex waited lock_timeout for a concurrent computation of the same key; computing here");
-                    let result = compute.await;
+                    warn_lock_timeout(cache);
+                    let result = compute(args).await;
                     if let Some(value) = result.value() {
                         if let Err(error) = cache.store_async(key, value).await {
                             if let Some(failure) = failed(cache, error, fail) {
@@ -176,19 +337,123 @@ pub async fn run_async<K, R: Output<K>>(
                 }
             },
         };
-        if let Ok(Some(value)) = cache.lookup_async::<R::Value>(key, false).await {
+        if let Ok(Found::Fresh(value)) = cache.lookup_async::<R::Value>(key, false).await {
             return R::from_value(value);
         }
-        let result = leader.scope(compute).await;
-        if let Some(value) = result.value() {
-            if let Err(error) = cache.store_async(key, value).await {
-                if let Some(failure) = failed(cache, error, fail) {
-                    return failure;
+        return lead_async(cache, key, fail, leader, stale, args, compute).await;
+    }
+}
+
+/// [`lead`] for an async call.
+async fn lead_async<K, R, A, F, Fut>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    fail: Option<fn(Error) -> R>,
+    mut leader: Leader<'_>,
+    stale: Option<Stale<R::Value>>,
+    args: A,
+    compute: F,
+) -> R
+where
+    R: Output<K>,
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let result = match stale {
+        None => leader.scope(compute(args)).await,
+        Some(stale) => {
+            cache.counters.refresh();
+            let fallback = stale.past < cache.settings.stale.if_error;
+            let result = match catch_unwind_async(leader.scope(compute(args))).await {
+                Ok(result) => result,
+                Err(panic) => {
+                    cache.refresh_failed(key, "panicked");
+                    if fallback {
+                        return R::from_value(cache.served_stale(key, stale.value, "stale_if_error"));
+                    }
+                    resume_unwind(panic)
+                }
+            };
+            if result.value().is_none() {
+                cache.refresh_failed(key, "returned no value to cache (an Err or a None)");
+                if fallback {
+                    return R::from_value(cache.served_stale(key, stale.value, "stale_if_error"));
                 }
             }
-            leader.share(value);
+            result
         }
-        return result;
+    };
+    if let Some(value) = result.value() {
+        if let Err(error) = cache.store_async(key, value).await {
+            if let Some(failure) = failed(cache, error, fail) {
+                return failure;
+            }
+        }
+        leader.share(value);
+    }
+    result
+}
+
+/// [`serve_stale`] for an async call: a detached refresh runs on a blocking thread of the
+/// caller's tokio runtime, which drives the body's future there (so the future need not be
+/// `Send`); outside a tokio runtime the caller refreshes.
+#[cold]
+async fn serve_stale_async<K, R, A, F, Fut, D>(
+    cache: &'static Cache,
+    key: &CallKey<'static>,
+    fail: Option<fn(Error) -> R>,
+    stale: Stale<R::Value>,
+    args: A,
+    compute: F,
+    detach: D,
+) -> R
+where
+    R: Output<K>,
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = R>,
+    D: FnOnce(A, F) -> Detached<A, F, AsyncJob<R::Value>>,
+{
+    if stale.past >= cache.settings.stale.while_revalidate {
+        return compute_once_async(cache, key, fail, Some(stale), args, compute).await;
+    }
+    let leader = match cache.flights.join_async(key.local()) {
+        Joined::Leader(leader) => leader,
+        Joined::Waiter(_) | Joined::Reentered => {
+            return R::from_value(cache.served_stale(key, stale.value, "stale_while_revalidate"))
+        }
+    };
+    let detached = match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => detach(args, compute).map(|job| (runtime, job)),
+        Err(_) => Err((args, compute)),
+    };
+    match detached {
+        Ok((runtime, job)) => {
+            let owned = key.clone();
+            let on = runtime.clone();
+            runtime.spawn_blocking(move || on.block_on(refresh_async_in_background(cache, &owned, leader, job)));
+            R::from_value(cache.served_stale(key, stale.value, "stale_while_revalidate"))
+        }
+        Err((args, compute)) => lead_async(cache, key, fail, leader, Some(stale), args, compute).await,
+    }
+}
+
+/// [`refresh_in_background`] for an async call.
+async fn refresh_async_in_background<V: CacheValue>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    mut leader: Leader<'_>,
+    job: AsyncJob<V>,
+) {
+    cache.counters.refresh();
+    match catch_unwind_async(leader.scope(async move { job().await })).await {
+        Ok(value) => match value {
+            Some(value) => match cache.store_async(key, &value).await {
+                Ok(()) => leader.share(&value),
+                Err(_) => cache.refresh_failed(key, "could not store its value"),
+            },
+            None => cache.refresh_failed(key, "returned no value to cache (an Err or a None)"),
+        },
+        Err(_) => cache.refresh_failed(key, "panicked"),
     }
 }
 

@@ -75,14 +75,21 @@ impl Flights {
     /// running; for a blocking call, which keeps the key in this thread's leading set while
     /// it leads.
     pub(crate) fn join_blocking(&self, key: &[u8]) -> Joined<'_> {
+        let joined = self.join_detached(key);
+        if let Joined::Leader(leader) = &joined {
+            leader.lead_here();
+        }
+        joined
+    }
+
+    /// Like [`Flights::join_blocking`] for a leader that will run elsewhere (a refresh on
+    /// another thread, or this one after [`Leader::lead_here`]): the key is not put in this
+    /// thread's leading set.
+    pub(crate) fn join_detached(&self, key: &[u8]) -> Joined<'_> {
         if LEADING_HERE.with(|leading| self.leads(&leading.borrow(), key)) {
             return Joined::Reentered;
         }
-        let joined = self.join(key);
-        if let Joined::Leader(leader) = &joined {
-            LEADING_HERE.with(|leading| leading.borrow_mut().push((self.id(), leader.key.clone())));
-        }
-        joined
+        self.join(key)
     }
 
     /// Like [`Flights::join_blocking`] for an async call: re-entry is detected through the
@@ -126,6 +133,12 @@ impl Leader<'_> {
     /// Hands `value` to the waiters when this leader is dropped.
     pub(crate) fn share<V: Clone + Send + Sync + 'static>(&mut self, value: &V) {
         self.shared = Some(Arc::new(value.clone()));
+    }
+
+    /// Puts the key in this thread's leading set for as long as this leader lives, so a
+    /// blocking call of the same key inside its computation computes instead of waiting.
+    pub(crate) fn lead_here(&self) {
+        LEADING_HERE.with(|leading| leading.borrow_mut().push((self.flights.id(), self.key.clone())));
     }
 
     /// Runs the leader's async computation with its key in the task's leading set, so a call

@@ -26,9 +26,11 @@ pub mod key;
 pub mod output;
 mod passthrough;
 pub mod redact;
+pub mod refresh;
 pub mod registry;
 mod runtime;
 mod singleton;
+mod stale;
 mod stats;
 mod storage;
 mod varint;
@@ -39,6 +41,7 @@ pub use error::{BoxError, Error, Problem, Problems};
 pub use key::{ArgCaps, ArgEncoding, Key, KeyBuilder};
 pub use runtime::{cache, caches, check_cache_name, initialized, install, runtime, CacheFactory, Loader, Runtime};
 pub use singleton::{AsyncSingleton, Singleton, NO_ARGUMENTS};
+pub use stale::StaleWindows;
 pub use stats::Stats;
 pub use storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
@@ -49,6 +52,7 @@ pub mod __private {
     pub use crate::key::probe::{FailNo, FailYes, Probe};
     pub use crate::key::Seed;
     pub use crate::output::{cacheable, OkOnly, Output, SomeOnly, ValueOf, Whole};
+    pub use crate::refresh::{inline, Detach, DetachNo, DetachYes};
     pub use crate::registry::{custom_encode, ArgInfo, Binding, BindingInfo, EncoderRegistration, Registration};
     pub use crate::singleton::{singleton_key, AsyncSingleton, Singleton, NO_ARGUMENTS};
     pub use crate::{__arg_caps as arg_caps, __encode_arg as encode_arg, __fail as fail};

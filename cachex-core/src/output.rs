@@ -19,9 +19,7 @@ pub enum SomeOnly {}
 /// let err: Result<u32, String> = Err("no".into());
 /// assert_eq!(Output::<OkOnly>::value(&err), None);
 /// ```
-pub trait Output<K>: Sized {
-    /// The part of the return value that is cached.
-    type Value: CacheValue;
+pub trait Output<K>: ValueOf<K, Value: CacheValue> + Sized {
     /// The cacheable part of a computed return value, if it is to be cached.
     fn value(&self) -> Option<&Self::Value>;
     /// The return value rebuilt from a cached value.
@@ -29,7 +27,6 @@ pub trait Output<K>: Sized {
 }
 
 impl<T: CacheValue> Output<Whole> for T {
-    type Value = T;
     #[inline]
     fn value(&self) -> Option<&T> {
         Some(self)
@@ -41,7 +38,6 @@ impl<T: CacheValue> Output<Whole> for T {
 }
 
 impl<T: CacheValue, E> Output<OkOnly> for Result<T, E> {
-    type Value = T;
     #[inline]
     fn value(&self) -> Option<&T> {
         self.as_ref().ok()
@@ -53,7 +49,6 @@ impl<T: CacheValue, E> Output<OkOnly> for Result<T, E> {
 }
 
 impl<T: CacheValue> Output<SomeOnly> for Option<T> {
-    type Value = T;
     #[inline]
     fn value(&self) -> Option<&T> {
         self.as_ref()
@@ -70,18 +65,29 @@ impl<T: CacheValue> Output<SomeOnly> for Option<T> {
 pub trait ValueOf<K> {
     /// The part of the return value that is cached.
     type Value;
+    /// The cacheable part of a computed return value, taken out of it.
+    fn into_value(self) -> Option<Self::Value>;
 }
 
 impl<T> ValueOf<Whole> for T {
     type Value = T;
+    fn into_value(self) -> Option<T> {
+        Some(self)
+    }
 }
 
 impl<T, E> ValueOf<OkOnly> for Result<T, E> {
     type Value = T;
+    fn into_value(self) -> Option<T> {
+        self.ok()
+    }
 }
 
 impl<T> ValueOf<SomeOnly> for Option<T> {
     type Value = T;
+    fn into_value(self) -> Option<T> {
+        self
+    }
 }
 
 /// Checks at compile time that the value a `#[cached]` function returns can be cached: the

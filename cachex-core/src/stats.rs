@@ -1,4 +1,4 @@
-//! Per-cache counters: hits, misses, errors, stores.
+//! Per-cache counters: hits, misses, errors, stores, and what stale serving did.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -10,14 +10,24 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
-    /// Lookups answered from the cache.
+    /// Lookups that found a fresh value.
     pub hits: u64,
-    /// Lookups that found nothing usable (absent, expired, corrupt, or of another type).
+    /// Lookups that found no fresh value (absent, expired, stale, corrupt, or of another type).
     pub misses: u64,
     /// Backend failures and undecodable entries.
     pub errors: u64,
     /// Values written to the backend.
     pub stores: u64,
+    /// Calls answered with a value past its `ttl` (`stale_while_revalidate`, `stale_if_error`).
+    pub stale_served: u64,
+    /// Computations of a key that held a stale value: background and inline refreshes, and
+    /// the computations that `stale_if_error` stands behind.
+    pub refreshes: u64,
+    /// Refreshes that produced nothing to store (an `Err`, a `None`, a panic, a failed store).
+    pub refresh_failures: u64,
+    /// Background refreshes not started because the refresh pool was full (the stale value was
+    /// served; a later call starts the refresh).
+    pub refreshes_skipped: u64,
 }
 
 /// Stripes of counters per cache: a power of two, enough that a few threads rarely share one.
@@ -31,6 +41,10 @@ struct Stripe {
     misses: AtomicU64,
     errors: AtomicU64,
     stores: AtomicU64,
+    stale_served: AtomicU64,
+    refreshes: AtomicU64,
+    refresh_failures: AtomicU64,
+    refreshes_skipped: AtomicU64,
 }
 
 /// The live counters of one cache, striped by thread: a hit on one thread never writes the
@@ -69,6 +83,18 @@ impl Counters {
     pub(crate) fn store(&self) {
         self.stripe().stores.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn stale_served(&self) {
+        self.stripe().stale_served.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn refresh(&self) {
+        self.stripe().refreshes.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn refresh_failure(&self) {
+        self.stripe().refresh_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn refresh_skipped(&self) {
+        self.stripe().refreshes_skipped.fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn snapshot(&self) -> Stats {
         let sum = |counter: fn(&Stripe) -> &AtomicU64| {
             self.stripes
@@ -81,6 +107,10 @@ impl Counters {
             misses: sum(|s| &s.misses),
             errors: sum(|s| &s.errors),
             stores: sum(|s| &s.stores),
+            stale_served: sum(|s| &s.stale_served),
+            refreshes: sum(|s| &s.refreshes),
+            refresh_failures: sum(|s| &s.refresh_failures),
+            refreshes_skipped: sum(|s| &s.refreshes_skipped),
         }
     }
 }
@@ -101,6 +131,10 @@ mod tests {
                     counters.miss();
                     counters.store();
                     counters.error();
+                    counters.stale_served();
+                    counters.refresh();
+                    counters.refresh_failure();
+                    counters.refresh_skipped();
                 });
             }
         });
@@ -111,7 +145,11 @@ mod tests {
                 hits: 1000 * n,
                 misses: n,
                 errors: n,
-                stores: n
+                stores: n,
+                stale_served: n,
+                refreshes: n,
+                refresh_failures: n,
+                refreshes_skipped: n,
             }
         );
     }

@@ -12,7 +12,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItemFn, LitInt, LitStr, Pat, ReturnType, Type};
 
-use crate::util::{has_impl_trait, strip_ref, written, Errors};
+use crate::util::{has_impl_trait, is_owned, strip_ref, written, Errors};
 
 struct Options {
     name: Option<LitStr>,
@@ -75,6 +75,8 @@ struct Arg {
     ident: Ident,
     ty: Type,
     kept: bool,
+    /// Written `mut name`.
+    mutable: bool,
 }
 
 /// Checks the arguments, removes the `#[skip]` markers from them, and returns whether the
@@ -97,8 +99,10 @@ fn parse_args(function: &mut ImplItemFn, options: &Options, errors: &mut Errors)
                 let before = arg.attrs.len();
                 arg.attrs.retain(|a| !a.path().is_ident("skip"));
                 let skip_attr = arg.attrs.len() != before;
-                let ident = match &*arg.pat {
-                    Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none() => pat.ident.clone(),
+                let (ident, mutable) = match &*arg.pat {
+                    Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none() => {
+                        (pat.ident.clone(), pat.mutability.is_some())
+                    }
                     other => {
                         errors.push(syn::Error::new(
                             other.span(),
@@ -127,6 +131,7 @@ fn parse_args(function: &mut ImplItemFn, options: &Options, errors: &mut Errors)
                     ident,
                     ty: (*arg.ty).clone(),
                     kept,
+                    mutable,
                 });
             }
         }
@@ -344,15 +349,70 @@ fn generate(
     );
 
     // The function itself: the check of its return type, spanned at it, comes first, so an
-    // uncacheable type is reported once, in the words of `CacheValue`.
+    // uncacheable type is reported once, in the words of `CacheValue`. The arguments go to
+    // `run` as a tuple, and the body as a closure of them that captures nothing (but a
+    // receiver): when they are all owned, a refresh can take both to another thread.
+    let names: Vec<&Ident> = args.iter().map(|a| &a.ident).collect();
+    let patterns: Vec<TokenStream> = args
+        .iter()
+        .map(|a| {
+            let ident = &a.ident;
+            if a.mutable {
+                quote!(mut #ident)
+            } else {
+                quote!(#ident)
+            }
+        })
+        .collect();
+    let owned = !receiver
+        && function.sig.generics.lifetimes().next().is_none()
+        && is_owned(ret)
+        && args.iter().all(|a| is_owned(&a.ty));
+    let detach = if owned {
+        let method = if is_async {
+            quote_spanned!(ret.span()=> detach_async)
+        } else {
+            quote_spanned!(ret.span()=> detach)
+        };
+        let kind = respan(kind.clone(), ret.span());
+        // Spanned like `run`: a return type that cannot be cached is reported once, there.
+        quote_spanned! {ret.span()=>
+            |__cachex_args, __cachex_body| {
+                #[allow(unused_imports)]
+                use ::cachex::__private::{DetachNo as _, DetachYes as _};
+                (&::cachex::__private::Detach::of(&__cachex_args)).#method::<#kind, _, _>(__cachex_args, __cachex_body)
+            }
+        }
+    } else {
+        quote!(::cachex::__private::inline)
+    };
+    for input in function.sig.inputs.iter_mut() {
+        if let FnArg::Typed(arg) = input {
+            if let Pat::Ident(pat) = &mut *arg.pat {
+                pat.mutability = None;
+            }
+        }
+    }
     let body = &function.block;
     let run = if is_async {
         quote_spanned! {ret.span()=>
-            ::cachex::__private::run_async::<#kind, _>(__cachex_prepared, ::cachex::__private::fail!(#ret), async move #body).await
+            ::cachex::__private::run_async::<#kind, _, _, _, _, _>(
+                __cachex_prepared,
+                ::cachex::__private::fail!(#ret),
+                (#(#names,)*),
+                move |(#(#patterns,)*)| async move #body,
+                #detach,
+            ).await
         }
     } else {
         quote_spanned! {ret.span()=>
-            ::cachex::__private::run::<#kind, #ret>(__cachex_prepared, ::cachex::__private::fail!(#ret), move || -> #ret #body)
+            ::cachex::__private::run::<#kind, #ret, _, _, _>(
+                __cachex_prepared,
+                ::cachex::__private::fail!(#ret),
+                (#(#names,)*),
+                move |(#(#patterns,)*)| -> #ret #body,
+                #detach,
+            )
         }
     };
     // rustc reports a failing bound of `run_async` (whose return type is inferred) at the

@@ -49,6 +49,58 @@ fn find_impl(tokens: TokenStream, found: &mut bool) {
     }
 }
 
+/// Whether a type, as written, is owned: it borrows nothing (no reference or lifetime but
+/// `'static`, no trait object, no `Self`, none of the standard types whose lifetime is often
+/// left out, like `Cow<str>`). A `#[cached]` function whose arguments are all owned can be
+/// refreshed on another thread; whether they are also `Send` is found out by the compiler.
+pub fn is_owned(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(reference) => {
+            reference.mutability.is_none()
+                && reference.lifetime.as_ref().is_some_and(|l| l.ident == "static")
+                && is_owned(&reference.elem)
+        }
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path.path.segments.iter().all(|segment| {
+                    let name = segment.ident.to_string();
+                    let arguments = match &segment.arguments {
+                        syn::PathArguments::None => Vec::new(),
+                        syn::PathArguments::AngleBracketed(angle) => angle.args.iter().collect(),
+                        syn::PathArguments::Parenthesized(_) => return false,
+                    };
+                    let named_lifetime = arguments.iter().any(|a| matches!(a, syn::GenericArgument::Lifetime(_)));
+                    name != "Self"
+                        && (named_lifetime || !HIDDEN_LIFETIME.contains(&name.as_str()))
+                        && arguments.iter().all(|argument| match argument {
+                            syn::GenericArgument::Lifetime(lifetime) => lifetime.ident == "static",
+                            syn::GenericArgument::Type(ty) => is_owned(ty),
+                            syn::GenericArgument::Const(_) => true,
+                            _ => false,
+                        })
+                })
+        }
+        Type::Tuple(tuple) => tuple.elems.iter().all(is_owned),
+        Type::Array(array) => is_owned(&array.elem),
+        Type::Slice(slice) => is_owned(&slice.elem),
+        Type::Paren(paren) => is_owned(&paren.elem),
+        Type::Group(group) => is_owned(&group.elem),
+        _ => false,
+    }
+}
+
+/// Standard types with a lifetime parameter that a signature may leave out (`Cow<str>`).
+const HIDDEN_LIFETIME: [&str; 8] = [
+    "Cow",
+    "Ref",
+    "RefMut",
+    "MutexGuard",
+    "RwLockReadGuard",
+    "RwLockWriteGuard",
+    "Formatter",
+    "Arguments",
+];
+
 /// Every error a macro finds, reported together (`syn::Error::combine`).
 #[derive(Default)]
 pub struct Errors(Option<syn::Error>);
@@ -65,5 +117,43 @@ impl Errors {
     /// All the errors as one, if any.
     pub fn finish(self) -> Option<syn::Error> {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_owned;
+
+    #[test]
+    fn owned_types_borrow_nothing() {
+        let owned = [
+            "u64",
+            "String",
+            "Vec<(u8, String)>",
+            "&'static str",
+            "Cow<'static, str>",
+            "web::Path<u32>",
+            "[u8; 4]",
+            "Option<Box<[u8]>>",
+        ];
+        for ty in owned {
+            assert!(is_owned(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
+        let borrowed = [
+            "&str",
+            "&'a str",
+            "Cow<str>",
+            "Vec<&str>",
+            "Box<dyn Fn()>",
+            "Self",
+            "Foo<'a>",
+            "fn(u8)",
+            "*const u8",
+            "<T as Tr>::A",
+            "std::cell::Ref<u8>",
+        ];
+        for ty in borrowed {
+            assert!(!is_owned(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
     }
 }

@@ -25,6 +25,7 @@ use quick_cache::{DefaultHashBuilder, Equivalent};
 use crate::clock;
 use crate::key::LocalKey;
 use crate::passthrough::PassThrough;
+use crate::stale::{Found, Stale};
 
 /// The number of entries a memory cache keeps when neither `max_entries` nor `max_bytes` is set.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
@@ -33,7 +34,11 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 ///
 /// ```
 /// use std::time::Duration;
-/// let limits = cachex_core::backend::memory::MemoryLimits { max_entries: Some(100), max_bytes: None, ttl: Some(Duration::from_secs(60)) };
+/// let limits = cachex_core::backend::memory::MemoryLimits {
+///     max_entries: Some(100),
+///     ttl: Some(Duration::from_secs(60)),
+///     ..Default::default()
+/// };
 /// let store = cachex_core::backend::memory::MemoryStore::new(&limits);
 /// assert_eq!(store.entry_count(), 0);
 /// ```
@@ -43,8 +48,10 @@ pub struct MemoryLimits {
     pub max_entries: Option<u64>,
     /// At most this many bytes of values, measured as their bincode size.
     pub max_bytes: Option<u64>,
-    /// Entries expire this long after they were written (`None` = never).
+    /// Entries are fresh this long after they were written (`None` = forever).
     pub ttl: Option<Duration>,
+    /// Entries are kept this long after their `ttl`, stale (the longer stale window).
+    pub stale: Duration,
 }
 
 /// The expiry of an entry that never expires.
@@ -52,6 +59,8 @@ const NEVER: u64 = u64::MAX;
 
 struct Entry {
     value: Box<dyn Any + Send + Sync>,
+    /// The reading of [`clock::now_nanos`] from which the entry is stale, or [`NEVER`].
+    stale_from: u64,
     /// The reading of [`clock::now_nanos`] from which the entry is expired, or [`NEVER`].
     expires: u64,
     weight: u32,
@@ -151,6 +160,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 pub struct MemoryStore {
     shards: Box<[ShardedLock<Shard>]>,
     ttl: Option<Duration>,
+    stale: Duration,
     measures_bytes: bool,
     min_weight: u64,
 }
@@ -187,6 +197,7 @@ impl MemoryStore {
                 })
                 .collect(),
             ttl: limits.ttl.filter(|ttl| !ttl.is_zero()),
+            stale: limits.stale,
             measures_bytes,
             min_weight,
         }
@@ -198,16 +209,54 @@ impl MemoryStore {
         &self.shards[(key.hash.rotate_right(32) as usize) & (self.shards.len() - 1)]
     }
 
-    /// The value under `key` if present, not expired, and of type `V`.
+    /// The value under `key` if present, fresh, and of type `V`.
+    ///
+    /// ```
+    /// use cachex_core::backend::memory::{MemoryLimits, MemoryStore};
+    /// let store = MemoryStore::new(&MemoryLimits::default());
+    /// store.insert(b"k", 7u32);
+    /// assert_eq!(store.get::<u32>(b"k"), Some(7));
+    /// assert_eq!(store.get::<u64>(b"k"), None);
+    /// ```
     #[inline]
     pub fn get<V: Clone + 'static>(&self, key: &[u8]) -> Option<V> {
+        self.fetch(key).fresh()
+    }
+
+    /// What is stored under `key`: a fresh value, a stale one (past its `ttl`, within the
+    /// stale window), or nothing (absent, expired, or of another type than `V`).
+    #[inline]
+    pub(crate) fn fetch<V: Clone + 'static>(&self, key: &[u8]) -> Found<V> {
         let key = Lookup::new(key);
         let shard = self.shard(&key);
         {
             let entries = shard.read().unwrap_or_else(PoisonError::into_inner);
-            let entry = entries.get(&key)?;
-            if !entry.expired() {
-                return entry.value.downcast_ref::<V>().cloned();
+            let Some(entry) = entries.get(&key) else {
+                return Found::Miss;
+            };
+            // One clock read, and none for a cache without a TTL.
+            if entry.stale_from == NEVER {
+                return entry
+                    .value
+                    .downcast_ref::<V>()
+                    .cloned()
+                    .map_or(Found::Miss, Found::Fresh);
+            }
+            let now = clock::now_nanos();
+            if now < entry.stale_from {
+                return entry
+                    .value
+                    .downcast_ref::<V>()
+                    .cloned()
+                    .map_or(Found::Miss, Found::Fresh);
+            }
+            if now < entry.expires {
+                return entry.value.downcast_ref::<V>().cloned().map_or(Found::Miss, |value| {
+                    Found::Stale(Stale {
+                        value,
+                        past: Duration::from_nanos(now - entry.stale_from),
+                    })
+                });
             }
         }
         let expired = shard
@@ -215,16 +264,25 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
             .remove_if(&key, Entry::expired);
         drop(expired); // after the lock, as in `insert`
-        None
+        Found::Miss
     }
 
     /// Stores `value` under `key`.
     pub fn insert<V: serde::Serialize + Send + Sync + 'static>(&self, key: &[u8], value: V) {
         let bytes = if self.measures_bytes { encoded_len(&value) } else { 0 };
         let weight = bytes.max(self.min_weight).min(u64::from(u32::MAX)) as u32;
+        let (stale_from, expires) = match self.ttl {
+            None => (NEVER, NEVER),
+            Some(ttl) => {
+                let stale_from = clock::expiry(ttl).min(NEVER - 1);
+                let kept = u64::try_from(self.stale.as_nanos()).unwrap_or(u64::MAX);
+                (stale_from, stale_from.saturating_add(kept).min(NEVER - 1))
+            }
+        };
         let entry = Entry {
             value: Box::new(value),
-            expires: self.ttl.map_or(NEVER, |ttl| clock::expiry(ttl).min(NEVER - 1)),
+            stale_from,
+            expires,
             weight,
         };
         let mut evicted = Default::default();
@@ -291,6 +349,7 @@ pub const KIND: super::Kind = super::Kind {
             max_entries: spec.max_entries,
             max_bytes: spec.max_bytes,
             ttl: spec.ttl,
+            stale: spec.stale.kept(),
         })))
     },
 };
@@ -362,6 +421,31 @@ mod tests {
         assert_eq!(brief.entry_count(), 0, "an expired entry is removed when read");
     }
 
+    #[test]
+    fn entries_are_stale_after_their_ttl_then_expired_after_the_window() {
+        let store = MemoryStore::new(&MemoryLimits {
+            ttl: Some(Duration::from_millis(1)),
+            stale: Duration::from_secs(3600),
+            ..MemoryLimits::default()
+        });
+        store.insert(&key(1), 1u8);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            matches!(store.fetch::<u8>(&key(1)), Found::Stale(Stale { value: 1, past }) if past >= Duration::from_millis(30))
+        );
+        assert_eq!(store.get::<u8>(&key(1)), None, "a stale entry is not fresh");
+        assert!(matches!(store.fetch::<u16>(&key(1)), Found::Miss), "of another type");
+        let brief = MemoryStore::new(&MemoryLimits {
+            ttl: Some(Duration::from_millis(1)),
+            stale: Duration::from_millis(1),
+            ..MemoryLimits::default()
+        });
+        brief.insert(&key(1), 1u8);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(matches!(brief.fetch::<u8>(&key(1)), Found::Miss));
+        assert_eq!(brief.entry_count(), 0);
+    }
+
     /// A value whose drop records whether any shard of its store was locked then.
     struct DropProbe {
         store: &'static MemoryStore,
@@ -417,7 +501,7 @@ mod tests {
         let limits = MemoryLimits {
             max_entries: Some(10),
             max_bytes: Some(10_000),
-            ttl: None,
+            ..MemoryLimits::default()
         };
         let store = MemoryStore::new(&limits);
         for i in 0..200u8 {

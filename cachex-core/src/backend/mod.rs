@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::stale::StaleWindows;
 use crate::storage::{AsyncStorage, Storage};
 use memory::MemoryStore;
 
@@ -104,8 +105,10 @@ pub struct Spec<'a> {
     pub name: &'a str,
     /// The namespace of its entries.
     pub prefix: &'a str,
-    /// How long its entries live (`None` = no expiry).
+    /// How long its entries are fresh (`None` = forever).
     pub ttl: Option<Duration>,
+    /// Its stale windows: entries are kept [`StaleWindows::kept`] longer than `ttl`.
+    pub stale: StaleWindows,
     /// The server URL (password included: for the client only).
     pub url: Option<&'a str>,
     /// The per-operation timeout.
@@ -138,6 +141,7 @@ impl<'a> Spec<'a> {
             name,
             prefix,
             ttl: None,
+            stale: StaleWindows::default(),
             url: None,
             timeout: None,
             max_entries: None,
