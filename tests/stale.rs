@@ -76,7 +76,15 @@ static BACKENDS: LazyLock<Backends> = LazyLock::new(|| {
         redis: RedisServer::start(),
         files: support::scratch_dir("stale"),
     };
-    let mut config = Config::new();
+    let mut config = Config::new()
+        .cache(
+            "not_send_memory",
+            CacheConfig::memory().ttl(TTL).stale_while_revalidate(WINDOW),
+        )
+        .cache(
+            "inline_async_memory",
+            CacheConfig::memory().ttl(TTL).stale_while_revalidate(WINDOW),
+        );
     for backend in ["memory", "file", "redis"] {
         for test in [
             "swr",
@@ -426,4 +434,72 @@ fn a_direct_get_does_not_return_a_stale_value() {
         std::thread::sleep(PAST_TTL);
         assert_eq!(handle.get::<_, u32>(&"direct").unwrap(), None, "{backend}");
     }
+}
+
+static NOT_SEND_RUNS: AtomicU64 = AtomicU64::new(0);
+static NOT_SEND_GATE: Gate = Gate::new();
+
+/// Owned arguments, and a future that is not `Send` (an `Rc` held across an await).
+#[cached(name = "not_send_memory")]
+async fn not_send(key: u32) -> u64 {
+    let run = std::rc::Rc::new(NOT_SEND_RUNS.fetch_add(1, Ordering::SeqCst) + 1);
+    if *run >= 2 {
+        NOT_SEND_GATE.wait_async().await;
+    }
+    *run * 1000 + u64::from(key)
+}
+
+#[tokio::test]
+async fn an_async_body_whose_future_is_not_send_refreshes_in_the_background() {
+    LazyLock::force(&BACKENDS);
+    assert_eq!(not_send(1).await, 1001);
+    tokio::time::sleep(PAST_TTL).await;
+    assert_eq!(
+        not_send(1).await,
+        1001,
+        "stale at once: the refresh is held at the gate elsewhere"
+    );
+    eventually_async("the refresh started", || async {
+        NOT_SEND_RUNS.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    assert_eq!(not_send(1).await, 1001, "still stale while the refresh is held");
+    NOT_SEND_GATE.open();
+    eventually_async("the refreshed value", || async { not_send(1).await == 2001 }).await;
+    assert_eq!(NOT_SEND_RUNS.load(Ordering::SeqCst), 2);
+}
+
+static INLINE_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static INLINE_ASYNC_GATE: Gate = Gate::new();
+
+/// A borrowed argument: the async caller refreshes inline; the others get the stale value.
+#[cached(name = "inline_async_memory")]
+async fn inline_async(key: &str) -> u64 {
+    let run = INLINE_ASYNC_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if run >= 2 {
+        INLINE_ASYNC_GATE.wait_async().await;
+    }
+    run * 1000 + key.len() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_borrowing_async_function_refreshes_in_one_caller_while_the_others_get_stale() {
+    LazyLock::force(&BACKENDS);
+    assert_eq!(inline_async("k").await, 1001);
+    tokio::time::sleep(PAST_TTL).await;
+    let refresher = tokio::spawn(async { inline_async("k").await });
+    eventually_async("the inline refresh started", || async {
+        INLINE_ASYNC_RUNS.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    for _ in 0..19 {
+        assert_eq!(inline_async("k").await, 1001, "the others get the stale value at once");
+    }
+    INLINE_ASYNC_GATE.open();
+    assert_eq!(
+        refresher.await.unwrap(),
+        2001,
+        "the refreshing caller gets its new value"
+    );
+    assert_eq!(INLINE_ASYNC_RUNS.load(Ordering::SeqCst), 2);
 }
