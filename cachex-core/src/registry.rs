@@ -21,6 +21,9 @@ pub struct ArgInfo {
     pub type_name: fn() -> &'static str,
     /// The encodings the type supports.
     pub caps: fn() -> ArgCaps,
+    /// Request state (`web::Data<T>`, `web::ReqData<T>`, `HttpRequest`): left out of the key
+    /// unless an encoder entry names its type.
+    pub state: bool,
 }
 
 /// What `#[cached]` records about one function.
@@ -187,7 +190,9 @@ fn arg_encoding(info: &BindingInfo, arg: &ArgInfo, cache: &Cache) -> Result<ArgE
         s.join(", ")
     };
     let Some((name, matched)) = configured else {
-        return if caps.serde {
+        return if arg.state {
+            Ok(ArgEncoding::Skip)
+        } else if caps.serde {
             Ok(ArgEncoding::Serde)
         } else {
             Err(Problem::new(
@@ -195,7 +200,9 @@ fn arg_encoding(info: &BindingInfo, arg: &ArgInfo, cache: &Cache) -> Result<ArgE
                 format!(
                     "`{type_name}` does not implement serde::Serialize, so it needs an encoder: add \
                      [caches.{}.encoders] \"{type_name}\" = one of {supported} (or a #[cachex::encoder] for it), \
-                     or leave the argument out of the key with a leading `_` or #[cached(skip = \"{}\")]",
+                     or leave the argument out of the key with a leading `_` or #[cached(skip = \"{}\")] \
+                     (actix extractors need none of these: web::Path<T>, web::Query<T>, web::Json<T> and web::Form<T> \
+                     are keyed by their T, and web::Data<T>, web::ReqData<T> and HttpRequest are left out of the key)",
                     cache.settings.name, arg.name
                 ),
             ))

@@ -12,7 +12,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItemFn, LitInt, LitStr, Pat, ReturnType, Type};
 
-use crate::util::{has_impl_trait, is_owned, strip_ref, written, Errors};
+use crate::util::{extracted, has_impl_trait, is_owned, is_request_state, strip_ref, written, Errors};
 
 struct Options {
     name: Option<LitStr>,
@@ -241,16 +241,29 @@ fn generate(
         None => quote!(::std::concat!(::std::module_path!(), "::", #fn_text)),
     };
     let kept: Vec<&Arg> = args.iter().filter(|a| a.kept).collect();
-    let arg_infos = kept.iter().map(|a| {
+    // What each kept argument is keyed as: its type without an outer reference, or the data an
+    // extractor carries (`web::Path<T>` is keyed as `T`, reached through `Deref`).
+    let keyed: Vec<(&Type, bool)> = kept
+        .iter()
+        .map(|a| {
+            let (inner, by_ref) = strip_ref(&a.ty);
+            match extracted(inner) {
+                Some(data) => (data, false),
+                None => (inner, by_ref),
+            }
+        })
+        .collect();
+    let arg_infos = kept.iter().zip(&keyed).map(|(a, (inner, _))| {
         let name = a.ident.to_string();
-        let inner = strip_ref(&a.ty).0;
-        let text = written(inner);
+        let text = written(*inner);
+        let state = is_request_state(strip_ref(&a.ty).0);
         quote! {
             ::cachex::__private::ArgInfo {
                 name: #name,
                 written: #text,
                 type_name: ::std::any::type_name::<#inner>,
                 caps: || ::cachex::__private::arg_caps!(#inner),
+                state: #state,
             }
         }
     });
@@ -258,14 +271,12 @@ fn generate(
         .then(|| "self".to_owned())
         .into_iter()
         .chain(args.iter().filter(|a| !a.kept).map(|a| a.ident.to_string()));
-    let params = kept.iter().map(|a| {
+    let params = kept.iter().zip(&keyed).map(|(a, (inner, _))| {
         let ident = &a.ident;
-        let inner = strip_ref(&a.ty).0;
         quote!(#ident: &#inner)
     });
-    let encode = kept.iter().enumerate().map(|(i, a)| {
+    let encode = kept.iter().zip(&keyed).enumerate().map(|(i, (a, (inner, _)))| {
         let ident = &a.ident;
-        let inner = strip_ref(&a.ty).0;
         quote! {
             match __cachex_encodings.get(#i) {
                 ::std::option::Option::Some(__cachex_encoding) => {
@@ -277,9 +288,17 @@ fn generate(
     });
     let values: Vec<TokenStream> = kept
         .iter()
-        .map(|a| {
+        .zip(&keyed)
+        .map(|(a, (_, by_ref))| {
             let ident = &a.ident;
-            if strip_ref(&a.ty).1 {
+            let (inner, reference) = strip_ref(&a.ty);
+            if extracted(inner).is_some() {
+                if reference {
+                    quote!(&**#ident)
+                } else {
+                    quote!(&*#ident)
+                }
+            } else if *by_ref {
                 quote!(#ident)
             } else {
                 quote!(&#ident)
@@ -555,6 +574,52 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("# [skip]"), "the #[skip] markers are removed: {out}");
+    }
+
+    /// The code that forms a key for `web::Path<u32>` is that for `u32` (reached through
+    /// `Deref`), and likewise for `web::Query<Filter>` and `Filter`: one key material.
+    #[test]
+    fn an_extractor_is_keyed_as_the_data_it_carries() {
+        let prepare_of = |args: proc_macro2::TokenStream| {
+            let out = expand(
+                quote!(name = "users", id = "users::load"),
+                quote!(fn load(#args) -> u32 { 1 }),
+            );
+            let start = out.find("fn __cachex_prepare_load").expect("a prepare function");
+            let end = out[start..].find("fn load").expect("the function") + start;
+            out[start..end].to_owned()
+        };
+        assert_eq!(prepare_of(quote!(id: web::Path<u32>)), prepare_of(quote!(id: u32)));
+        assert_eq!(
+            prepare_of(quote!(id: actix_web::web::Path<u32>, filter: web::Query<Filter>)),
+            prepare_of(quote!(id: u32, filter: Filter))
+        );
+        let call = expand(
+            quote!(name = "users"),
+            quote!(
+                fn load(id: web::Path<u32>) -> u32 {
+                    *id
+                }
+            ),
+        );
+        assert!(
+            call.contains("__cachex_prepare_load (& mut __cachex_slot , & * id)"),
+            "{call}"
+        );
+    }
+
+    #[test]
+    fn request_state_is_left_out_of_the_key_by_default() {
+        let out = expand(
+            quote!(name = "users"),
+            quote!(
+                fn load(id: u32, db: web::Data<Db>, request: HttpRequest) -> u32 {
+                    id
+                }
+            ),
+        );
+        assert_eq!(out.matches("state : true").count(), 2, "{out}");
+        assert_eq!(out.matches("state : false").count(), 1, "{out}");
     }
 
     #[test]

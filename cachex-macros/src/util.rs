@@ -101,6 +101,42 @@ const HIDDEN_LIFETIME: [&str; 8] = [
     "Arguments",
 ];
 
+/// The last segment of a path type: its name and its one type argument, if it has one.
+fn last_segment(ty: &Type) -> Option<(String, Option<&Type>)> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let segment = path.path.segments.last()?;
+    let argument = match &segment.arguments {
+        syn::PathArguments::AngleBracketed(angle) if angle.args.len() == 1 => match angle.args.first() {
+            Some(syn::GenericArgument::Type(inner)) => Some(inner),
+            _ => None,
+        },
+        _ => None,
+    };
+    Some((segment.ident.to_string(), argument))
+}
+
+/// The `T` of an extractor that derefs to the request data it carries, keyed as that data:
+/// `web::Path<T>`, `web::Query<T>`, `web::Json<T>`, `web::Form<T>` (by the name of the last
+/// path segment, as actix-web and axum name them).
+pub fn extracted(ty: &Type) -> Option<&Type> {
+    match last_segment(ty)? {
+        (name, Some(inner)) if matches!(name.as_str(), "Path" | "Query" | "Json" | "Form") => Some(inner),
+        _ => None,
+    }
+}
+
+/// Whether a type is request state, left out of keys by default: `web::Data<T>`,
+/// `web::ReqData<T>`, `HttpRequest`.
+pub fn is_request_state(ty: &Type) -> bool {
+    match last_segment(ty) {
+        Some((name, Some(_))) => matches!(name.as_str(), "Data" | "ReqData"),
+        Some((name, None)) => name == "HttpRequest",
+        None => false,
+    }
+}
+
 /// Every error a macro finds, reported together (`syn::Error::combine`).
 #[derive(Default)]
 pub struct Errors(Option<syn::Error>);
@@ -122,7 +158,31 @@ impl Errors {
 
 #[cfg(test)]
 mod tests {
-    use super::is_owned;
+    use super::{extracted, is_owned, is_request_state};
+
+    #[test]
+    fn extractors_are_keyed_by_their_data_and_state_is_left_out() {
+        let ty = |text: &str| syn::parse_str::<syn::Type>(text).unwrap();
+        for (wrapper, inner) in [
+            ("web::Path<u32>", "u32"),
+            ("actix_web::web::Query<Filter>", "Filter"),
+            ("Json<HashMap<String, u8>>", "HashMap<String, u8>"),
+            ("web::Form<(u8, String)>", "(u8, String)"),
+        ] {
+            let found = extracted(&ty(wrapper)).map(|t| quote::quote!(#t).to_string());
+            let expected = ty(inner);
+            assert_eq!(found, Some(quote::quote!(#expected).to_string()), "{wrapper}");
+        }
+        assert!(extracted(&ty("std::path::PathBuf")).is_none());
+        assert!(
+            extracted(&ty("Path")).is_none(),
+            "std::path::Path takes no type argument"
+        );
+        for state in ["web::Data<Db>", "ReqData<User>", "actix_web::HttpRequest"] {
+            assert!(is_request_state(&ty(state)), "{state}");
+        }
+        assert!(!is_request_state(&ty("Database")) && !is_request_state(&ty("Data")));
+    }
 
     #[test]
     fn owned_types_borrow_nothing() {

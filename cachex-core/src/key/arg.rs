@@ -101,6 +101,8 @@ pub mod probe {
         .byte_sequence(v.bytes()));
     capability!(IntegerYes, IntegerNo, integer, [crate::key::Integer], |v, k| k
         .integer(*v));
+    capability!(UnorderedYes, UnorderedNo, unordered, [crate::key::Unordered], |v, k| v
+        .write_key(k));
     capability!(DisplayYes, DisplayNo, display, [std::fmt::Display], |v, k| k.display(v));
     capability!(DebugYes, DebugNo, debug, [std::fmt::Debug], |v, k| k.debug(v));
 
@@ -171,7 +173,7 @@ macro_rules! __encode_arg {
         #[allow(unused_imports)]
         use $crate::key::probe::{
             AnyNo, AnyYes, BytesNo, BytesYes, DebugNo, DebugYes, DisplayNo, DisplayYes, IntegerNo, IntegerYes, SerdeNo,
-            SerdeYes,
+            SerdeYes, UnorderedNo, UnorderedYes,
         };
         let probe = $crate::key::probe::Probe::<$ty>::NEW;
         let builder: &mut $crate::KeyBuilder = $builder;
@@ -190,6 +192,7 @@ macro_rules! __encode_arg {
                 (&probe)
                     .integer()
                     .or_else(|| (&probe).byte_sequence())
+                    .or_else(|| (&probe).unordered())
                     .or_else(|| (&probe).serde()),
                 builder,
             ),

@@ -77,3 +77,34 @@ impl ByteSequence for Box<[u8]> {
         self
     }
 }
+
+/// An unordered collection, keyed independently of its iteration order (see
+/// [`KeyBuilder::unordered`]): `HashMap` and `HashSet`.
+///
+/// ```
+/// use std::collections::HashSet;
+/// use cachex_core::key::{KeyBuilder, Seed, Unordered};
+/// let seed = Seed::new("tags", "app::tagged", 0);
+/// let a: HashSet<u32> = [1, 2, 3].into();
+/// let b: HashSet<u32> = [3, 2, 1].into();
+/// let (mut ka, mut kb) = (KeyBuilder::new(&seed), KeyBuilder::new(&seed));
+/// a.write_key(&mut ka);
+/// b.write_key(&mut kb);
+/// assert_eq!(ka.finish(), kb.finish());
+/// ```
+pub trait Unordered {
+    /// Writes the entries into the key, sorted by their encoding.
+    fn write_key(&self, builder: &mut KeyBuilder<'_>);
+}
+
+impl<K: serde::Serialize, V: serde::Serialize, S> Unordered for std::collections::HashMap<K, V, S> {
+    fn write_key(&self, builder: &mut KeyBuilder<'_>) {
+        builder.unordered(self.iter());
+    }
+}
+
+impl<T: serde::Serialize, S> Unordered for std::collections::HashSet<T, S> {
+    fn write_key(&self, builder: &mut KeyBuilder<'_>) {
+        builder.unordered(self.iter());
+    }
+}

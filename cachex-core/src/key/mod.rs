@@ -16,7 +16,7 @@ pub use arg::{probe, ArgCaps, ArgEncoding, CustomEncodeFn};
 pub(crate) use builder::LocalKey;
 pub use builder::{CallKey, KeyBuilder, LITERAL_MATERIAL};
 pub use digest::Key;
-pub use fast_path::{ByteSequence, Integer};
+pub use fast_path::{ByteSequence, Integer, Unordered};
 pub use seed::{binding_seed, Seed};
 
 /// Version of the key format; part of every key, so a change of format never reads old entries.

@@ -136,9 +136,9 @@ pub fn url_for(dataset: web::Path<DataSet>, source: web::Data<Source>) -> Datase
 /// Downloads and parses the first [`ROWS`] rows of a CSV file; cached in `datasets`.
 #[cachex::actix::dependency]
 #[cachex::cached(name = "datasets")]
-pub async fn download(url: DatasetUrl, _client: web::Data<reqwest::Client>) -> Result<Frame, DownloadError> {
+pub async fn download(url: DatasetUrl, client: web::Data<reqwest::Client>) -> Result<Frame, DownloadError> {
     let http = |e: reqwest::Error| DownloadError::Http(url.0.clone(), e.to_string());
-    let body = _client
+    let body = client
         .get(&url.0)
         .send()
         .await
