@@ -31,6 +31,9 @@
 use actix_web::{web, HttpResponse};
 use cachex_core::{CacheHandle, Error, Problem, Problems};
 
+#[cfg(feature = "openapi")]
+mod openapi;
+
 /// What `#[singleton]` registers for a zero-argument singleton when the `actix` feature is on.
 #[doc(hidden)]
 pub struct SingletonData {
@@ -134,6 +137,12 @@ pub mod __private {
 
     pub use actix_web;
     pub use inventory;
+
+    /// The OpenAPI description of dependencies (feature `openapi`).
+    #[cfg(feature = "openapi")]
+    pub mod openapi {
+        pub use crate::openapi::*;
+    }
 
     /// The future of a `#[dependency]` extractor.
     pub type DependencyFuture<T> = Pin<Box<dyn Future<Output = Result<T, actix_web::Error>>>>;

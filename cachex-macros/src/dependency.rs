@@ -8,10 +8,11 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, ReturnType, Type};
+use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
 
-use crate::util::Errors;
+use crate::util::{last_segment, Errors};
 
 /// actix-web extracts tuples of up to 12 extractors; longer argument lists are nested.
 const TUPLE: usize = 12;
@@ -40,6 +41,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let mut types = Vec::new();
+    let mut described = Vec::new();
     for input in &sig.inputs {
         let FnArg::Typed(arg) = input else {
             errors.push(syn::Error::new(
@@ -54,6 +56,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 "dependency arguments are extracted from the request, so they are owned extractor types \
                  (web::Path<T>, web::Query<T>, web::Data<T>, another dependency), not references",
             ));
+        }
+        match describe(&arg.pat, &arg.ty) {
+            Ok(groups) => described.extend(groups),
+            Err(error) => errors.push(error),
         }
         types.push((*arg.ty).clone());
     }
@@ -103,9 +109,13 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     } else {
         quote!(::std::future::ready(#name(#(#names),*)))
     };
-    let cfgs = function.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    let cfgs: Vec<_> = function.attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
     quote! {
         #function
+
+        // The request inputs of the produced type, for OpenAPI (nothing without `openapi`).
+        #(#cfgs)*
+        ::cachex::__private::dependency_params!(#output => #(#described),*);
 
         #(#cfgs)*
         impl ::cachex::actix::__private::actix_web::FromRequest for #output {
@@ -118,6 +128,64 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             ) -> Self::Future {
                 ::cachex::actix::__private::#extract(req, payload, |#pattern: #tuple| #call)
             }
+        }
+    }
+}
+
+/// The OpenAPI parameters an argument contributes, as expressions of the `openapi` probes (see
+/// `cachex_actix::__private::openapi`): a `web::Path<T>` names its parameters after the
+/// argument (`dataset: web::Path<DataSet>` is the route's `{dataset}`; a tuple of segments
+/// takes a tuple pattern, `web::Path((owner, repo)): web::Path<(String, u32)>`), a
+/// `web::Query<Q>` gives `Q`'s, any other argument its own when it is a dependency.
+fn describe(pat: &Pat, ty: &Type) -> syn::Result<Vec<TokenStream>> {
+    let probe = |ty: &Type| quote!((&&::cachex::actix::__private::openapi::Probe::<#ty>::new()));
+    let (wrapper, inner) = match last_segment(ty) {
+        Some((wrapper, Some(inner))) if wrapper == "Path" || wrapper == "Query" => (wrapper, inner),
+        _ => {
+            let probe = probe(ty);
+            return Ok(vec![quote!(#probe.nested_params())]);
+        }
+    };
+    if wrapper == "Query" {
+        let probe = probe(inner);
+        return Ok(vec![quote!(#probe.query_params())]);
+    }
+    let segment = |pat: &Pat| match pat {
+        Pat::Ident(ident) => Some(ident.ident.unraw().to_string().trim_start_matches('_').to_owned()),
+        _ => None,
+    };
+    match (pat, inner) {
+        (Pat::TupleStruct(outer), Type::Tuple(elements)) => {
+            let names = match outer.elems.first() {
+                Some(Pat::Tuple(tuple)) if outer.elems.len() == 1 => {
+                    tuple.elems.iter().map(segment).collect::<Option<Vec<_>>>()
+                }
+                _ => None,
+            };
+            match names {
+                Some(names) if names.len() == elements.elems.len() => Ok(names
+                    .iter()
+                    .zip(&elements.elems)
+                    .map(|(name, ty)| {
+                        let probe = probe(ty);
+                        quote!(#probe.path_params(&[#name]))
+                    })
+                    .collect()),
+                _ => Err(syn::Error::new(
+                    pat.span(),
+                    "name each path segment: web::Path((a, b)): web::Path<(A, B)>",
+                )),
+            }
+        }
+        (_, Type::Tuple(_)) => Err(syn::Error::new(
+            pat.span(),
+            "a path of several segments is described by their names: destructure it, \
+             web::Path((a, b)): web::Path<(A, B)>, or use a struct deriving utoipa::IntoParams",
+        )),
+        (pat, inner) => {
+            let probe = probe(inner);
+            let name = segment(pat).unwrap_or_default();
+            Ok(vec![quote!(#probe.path_params(&[#name]))])
         }
     }
 }

@@ -102,7 +102,7 @@ const HIDDEN_LIFETIME: [&str; 8] = [
 ];
 
 /// The last segment of a path type: its name and its one type argument, if it has one.
-fn last_segment(ty: &Type) -> Option<(String, Option<&Type>)> {
+pub fn last_segment(ty: &Type) -> Option<(String, Option<&Type>)> {
     let Type::Path(path) = ty else {
         return None;
     };

@@ -159,7 +159,9 @@ pub async fn download(url: DatasetUrl, client: web::Data<reqwest::Client>) -> Re
 #[utoipa::path(
     get,
     path = "/datasets/{dataset}",
-    params(("dataset" = DataSet, Path, description = "The data set: uber1, uber2 or uber3")),
+    // The `dataset` path parameter comes from the dependency chain: Frame <- download <- url_for
+    // (`dataset: web::Path<DataSet>`).
+    params(Frame),
     responses(
         (status = 200, description = "The first 1000 rows as records", body = [Record]),
         (status = 404, description = "An unknown data set; the body lists the valid names"),

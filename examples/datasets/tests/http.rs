@@ -287,3 +287,34 @@ fn a_failed_or_panicking_build_is_not_kept_and_the_next_call_retries() {
     assert!(Arc::ptr_eq(&connected, &flaky("db".into()).unwrap()));
     assert_eq!(FLAKY_ATTEMPTS.load(Ordering::SeqCst), 3);
 }
+
+/// The parameters of an operation in the served OpenAPI document.
+async fn operation_parameters(base: &str, path: &str) -> Vec<serde_json::Value> {
+    let doc: serde_json::Value = client()
+        .get(format!("{base}/api-docs/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    doc["paths"][path]["get"]["parameters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no parameters for GET {path}: {doc}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn the_docs_show_the_path_parameter_of_the_dependency_chain() {
+    let parameters = operation_parameters(&SERVICE, "/datasets/{dataset}").await;
+    assert_eq!(parameters.len(), 1, "{parameters:?}");
+    let dataset = &parameters[0];
+    assert_eq!(dataset["name"], "dataset");
+    assert_eq!(dataset["in"], "path");
+    assert_eq!(dataset["required"], true);
+    assert_eq!(
+        dataset["schema"]["enum"],
+        serde_json::json!(["uber1", "uber2", "uber3"]),
+        "{dataset}"
+    );
+}
