@@ -203,6 +203,24 @@ fn async_hits(c: &mut Criterion) {
     group.finish();
 }
 
+/// The memory hit with the `metrics` feature on: no recorder, then a recorder installed (the
+/// feature-off figure is the `cachex #[cached]` row of a run without `--features metrics`).
+#[cfg(feature = "metrics")]
+fn metrics_hits(c: &mut Criterion) {
+    let mut group = group(c, "memory hit fn(u64) -> u64, feature metrics", 1);
+    group.bench_function("cachex #[cached], no recorder", |b| {
+        b.iter_custom(|iters| on_threads(1, iters, &|n| cachex_u64(black_box(n))));
+    });
+    metrics_util::debugging::DebuggingRecorder::new()
+        .install()
+        .expect("the bench's recorder is the first");
+    cachex::metrics::publish();
+    group.bench_function("cachex #[cached], recorder installed", |b| {
+        b.iter_custom(|iters| on_threads(1, iters, &|n| cachex_u64(black_box(n))));
+    });
+    group.finish();
+}
+
 fn setup(c: &mut Criterion) {
     let memory = || cachex::CacheConfig::memory().max_entries(CAPACITY);
     cachex::init_with(
@@ -215,6 +233,8 @@ fn setup(c: &mut Criterion) {
     u64_hits(c);
     kib_hits(c);
     async_hits(c);
+    #[cfg(feature = "metrics")]
+    metrics_hits(c);
     for name in ["bench_u64", "bench_kib", "bench_async"] {
         let stats = cachex::cache(name).unwrap().stats();
         assert_eq!(stats.stores, KEYS, "{name}: every measured call was a hit");

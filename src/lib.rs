@@ -69,6 +69,11 @@ pub use cachex_core::backend::mongodb;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use cachex_core::backend::redis;
+/// Metrics through the `metrics` facade (feature `metrics`): [`publish`](metrics::publish)
+/// before rendering.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use cachex_core::metrics;
 
 /// The actix-web plugin (feature `actix`): singletons as `web::Data<T>`, cached functions as
 /// request dependencies with `#[cachex::actix::dependency]`, a stats handler.

@@ -16,7 +16,7 @@ use crate::error::{BoxError, Error};
 use crate::flight::Flights;
 use crate::key::{CallKey, Seed};
 use crate::stale::{Found, Stale, StaleWindows};
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, Operation, Stats};
 use crate::storage::StorageKey;
 
 /// What a cached call does when its backend fails.
@@ -132,6 +132,32 @@ impl Cache {
         &self.settings
     }
 
+    /// A snapshot of the cache's counters, with the memory store's evictions.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = self.counters.snapshot();
+        if let Backend::Memory(store) = &self.backend {
+            stats.evictions = store.evictions();
+            stats.expirations = store.expirations();
+        }
+        stats
+    }
+
+    /// The backend kind: `memory`, `file`, `redis`, `mongodb` or `memcached`.
+    pub(crate) fn kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+
+    /// Starts one computation whose value is to be cached: [`Load::finish`] counts it (and
+    /// times it, feature `metrics`); a load dropped unfinished (a panic, a cancelled future)
+    /// counts as a failure.
+    pub(crate) fn load(&self) -> Load<'_> {
+        Load {
+            cache: self,
+            started: crate::metrics::start(),
+            finished: false,
+        }
+    }
+
     /// Whether the backend stores bytes under a key's digest (every backend but memory).
     pub(crate) fn stores_bytes(&self) -> bool {
         matches!(self.backend, Backend::Bytes { .. })
@@ -141,11 +167,33 @@ impl Cache {
         StorageKey::new(&self.settings.prefix, key.digest())
     }
 
-    fn backend_error(&self, source: BoxError) -> Error {
+    /// Runs one operation on the byte-storing backend: timed (feature `metrics`), its failure
+    /// counted and logged.
+    fn op<T>(&self, operation: Operation, run: impl FnOnce() -> Result<T, BoxError>) -> Result<T, Error> {
+        let started = crate::metrics::start();
+        let result = run();
+        crate::metrics::backend_duration(self, operation, started);
+        result.map_err(|e| self.backend_error(operation, e))
+    }
+
+    /// [`Cache::op`], awaiting the backend.
+    async fn op_async<T>(
+        &self,
+        operation: Operation,
+        run: impl std::future::Future<Output = Result<T, BoxError>>,
+    ) -> Result<T, Error> {
+        let started = crate::metrics::start();
+        let result = run.await;
+        crate::metrics::backend_duration(self, operation, started);
+        result.map_err(|e| self.backend_error(operation, e))
+    }
+
+    fn backend_error(&self, operation: Operation, source: BoxError) -> Error {
         self.counters.error();
+        self.counters.backend_error(operation);
         let error = Error::Backend {
             cache: self.settings.name.clone(),
-            backend: self.backend.kind(),
+            backend: self.kind(),
             source,
         };
         tracing::warn!(cache = %self.settings.name, error = %error, "cachex backend error");
@@ -281,12 +329,11 @@ impl Cache {
             Backend::Bytes { blocking, .. } => {
                 let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
                 let storage_key = self.storage_key(key);
-                let bytes = blocking.get(&storage_key).map_err(|e| self.backend_error(e))?;
+                let bytes = self.op(Operation::Get, || blocking.get(&storage_key))?;
                 let opened = self.open(key, &storage_key, bytes, started, counted);
                 if let Some((bytes, ttl)) = opened.resigned {
-                    if let Err(e) = blocking.set(&storage_key, &bytes, ttl) {
-                        self.backend_error(e);
-                    }
+                    // A failure is counted and logged; the value read is good.
+                    let _ = self.op(Operation::Set, || blocking.set(&storage_key, &bytes, ttl));
                 }
                 Ok(opened.found)
             }
@@ -314,12 +361,12 @@ impl Cache {
             Backend::Bytes { nonblocking, .. } => {
                 let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
                 let storage_key = self.storage_key(key);
-                let bytes = nonblocking.get(&storage_key).await.map_err(|e| self.backend_error(e))?;
+                let bytes = self.op_async(Operation::Get, nonblocking.get(&storage_key)).await?;
                 let opened = self.open(key, &storage_key, bytes, started, counted);
                 if let Some((bytes, ttl)) = opened.resigned {
-                    if let Err(e) = nonblocking.set(&storage_key, &bytes, ttl).await {
-                        self.backend_error(e);
-                    }
+                    let _ = self
+                        .op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, ttl))
+                        .await;
                 }
                 Ok(opened.found)
             }
@@ -380,9 +427,7 @@ impl Cache {
             Backend::Bytes { blocking, .. } => {
                 let storage_key = self.storage_key(key);
                 let bytes = self.encode(&storage_key, value)?;
-                blocking
-                    .set(&storage_key, &bytes, self.kept_for())
-                    .map_err(|e| self.backend_error(e))?;
+                self.op(Operation::Set, || blocking.set(&storage_key, &bytes, self.kept_for()))?;
             }
         }
         self.stored(key);
@@ -396,10 +441,8 @@ impl Cache {
             Backend::Bytes { nonblocking, .. } => {
                 let storage_key = self.storage_key(key);
                 let bytes = self.encode(&storage_key, value)?;
-                nonblocking
-                    .set(&storage_key, &bytes, self.kept_for())
-                    .await
-                    .map_err(|e| self.backend_error(e))?;
+                self.op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, self.kept_for()))
+                    .await?;
             }
         }
         self.stored(key);
@@ -413,9 +456,7 @@ impl Cache {
                 store.remove(key.local());
                 Ok(())
             }
-            Backend::Bytes { blocking, .. } => blocking
-                .delete(&self.storage_key(key))
-                .map_err(|e| self.backend_error(e)),
+            Backend::Bytes { blocking, .. } => self.op(Operation::Delete, || blocking.delete(&self.storage_key(key))),
         }
     }
 
@@ -426,10 +467,10 @@ impl Cache {
                 store.remove(key.local());
                 Ok(())
             }
-            Backend::Bytes { nonblocking, .. } => nonblocking
-                .delete(&self.storage_key(key))
-                .await
-                .map_err(|e| self.backend_error(e)),
+            Backend::Bytes { nonblocking, .. } => {
+                let storage_key = self.storage_key(key);
+                self.op_async(Operation::Delete, nonblocking.delete(&storage_key)).await
+            }
         }
     }
 
@@ -439,7 +480,7 @@ impl Cache {
                 store.clear();
                 Ok(())
             }
-            Backend::Bytes { blocking, .. } => blocking.clear().map_err(|e| self.backend_error(e)),
+            Backend::Bytes { blocking, .. } => self.op(Operation::Clear, || blocking.clear()),
         }
     }
 
@@ -449,7 +490,35 @@ impl Cache {
                 store.clear();
                 Ok(())
             }
-            Backend::Bytes { nonblocking, .. } => nonblocking.clear().await.map_err(|e| self.backend_error(e)),
+            Backend::Bytes { nonblocking, .. } => self.op_async(Operation::Clear, nonblocking.clear()).await,
+        }
+    }
+}
+
+/// One computation whose value is to be cached.
+pub(crate) struct Load<'a> {
+    cache: &'a Cache,
+    started: crate::metrics::Started,
+    finished: bool,
+}
+
+impl Load<'_> {
+    /// Counts the computation: `success` = it produced a value to cache.
+    pub(crate) fn finish(mut self, success: bool) {
+        self.count(success);
+    }
+
+    fn count(&mut self, success: bool) {
+        self.finished = true;
+        self.cache.counters.load(success);
+        crate::metrics::load_duration(self.cache, self.started);
+    }
+}
+
+impl Drop for Load<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.count(false);
         }
     }
 }
@@ -502,12 +571,12 @@ impl CacheHandle {
 
     /// The backend kind: `memory`, `file`, `redis`, `mongodb` or `memcached`.
     pub fn backend(&self) -> &'static str {
-        self.0.backend.kind()
+        self.0.kind()
     }
 
     /// A snapshot of the cache's counters.
     pub fn stats(&self) -> Stats {
-        self.0.counters.snapshot()
+        self.0.stats()
     }
 
     fn key<K: Serialize + ?Sized>(&self, key: &K) -> Result<CallKey<'_>, Error> {

@@ -128,11 +128,15 @@ fn lead<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     args: A,
     compute: F,
 ) -> R {
+    let load = cache.load();
     let Some(stale) = stale else {
-        return finish(cache, key, fail, leader, compute(args));
+        let result = compute(args);
+        load.finish(result.value().is_some());
+        return finish(cache, key, fail, leader, result);
     };
     cache.counters.refresh();
     let fallback = stale.past < cache.settings.stale.if_error;
+    // A panic drops `load` unfinished: a failed load.
     let result = match catch_unwind(AssertUnwindSafe(|| compute(args))) {
         Ok(result) => result,
         Err(panic) => {
@@ -143,6 +147,7 @@ fn lead<K, R: Output<K>, A, F: FnOnce(A) -> R>(
             resume_unwind(panic)
         }
     };
+    load.finish(result.value().is_some());
     if result.value().is_none() {
         cache.refresh_failed(key, "returned no value to cache (an Err or a None)");
         if fallback {
@@ -181,7 +186,9 @@ fn compute_alone<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     compute: F,
 ) -> R {
     warn_lock_timeout(cache);
+    let load = cache.load();
     let result = compute(args);
+    load.finish(result.value().is_some());
     if let Some(value) = result.value() {
         if let Err(error) = cache.store(key, value) {
             if let Some(failure) = failed(cache, error, fail) {
@@ -247,15 +254,18 @@ where
 fn refresh_in_background<V: CacheValue>(cache: &Cache, key: &CallKey<'_>, mut leader: Leader<'_>, job: Job<V>) {
     leader.lead_here();
     cache.counters.refresh();
-    match catch_unwind(AssertUnwindSafe(job)) {
-        Ok(value) => match value {
-            Some(value) => match cache.store(key, &value) {
-                Ok(()) => leader.share(&value),
-                Err(_) => cache.refresh_failed(key, "could not store its value"),
-            },
-            None => cache.refresh_failed(key, "returned no value to cache (an Err or a None)"),
+    let load = cache.load();
+    // A panic drops `load` unfinished: a failed load.
+    let Ok(value) = catch_unwind(AssertUnwindSafe(job)) else {
+        return cache.refresh_failed(key, "panicked");
+    };
+    load.finish(value.is_some());
+    match value {
+        Some(value) => match cache.store(key, &value) {
+            Ok(()) => leader.share(&value),
+            Err(_) => cache.refresh_failed(key, "could not store its value"),
         },
-        Err(_) => cache.refresh_failed(key, "panicked"),
+        None => cache.refresh_failed(key, "returned no value to cache (an Err or a None)"),
     }
 }
 
@@ -325,7 +335,9 @@ where
                 },
                 Waited::TimedOut => {
                     warn_lock_timeout(cache);
+                    let load = cache.load();
                     let result = compute(args).await;
+                    load.finish(result.value().is_some());
                     if let Some(value) = result.value() {
                         if let Err(error) = cache.store_async(key, value).await {
                             if let Some(failure) = failed(cache, error, fail) {
@@ -359,8 +371,13 @@ where
     F: FnOnce(A) -> Fut,
     Fut: Future<Output = R>,
 {
+    let load = cache.load();
     let result = match stale {
-        None => leader.scope(compute(args)).await,
+        None => {
+            let result = leader.scope(compute(args)).await;
+            load.finish(result.value().is_some());
+            result
+        }
         Some(stale) => {
             cache.counters.refresh();
             let fallback = stale.past < cache.settings.stale.if_error;
@@ -374,6 +391,7 @@ where
                     resume_unwind(panic)
                 }
             };
+            load.finish(result.value().is_some());
             if result.value().is_none() {
                 cache.refresh_failed(key, "returned no value to cache (an Err or a None)");
                 if fallback {
@@ -445,15 +463,17 @@ async fn refresh_async_in_background<V: CacheValue>(
     job: AsyncJob<V>,
 ) {
     cache.counters.refresh();
-    match catch_unwind_async(leader.scope(async move { job().await })).await {
-        Ok(value) => match value {
-            Some(value) => match cache.store_async(key, &value).await {
-                Ok(()) => leader.share(&value),
-                Err(_) => cache.refresh_failed(key, "could not store its value"),
-            },
-            None => cache.refresh_failed(key, "returned no value to cache (an Err or a None)"),
+    let load = cache.load();
+    let Ok(value) = catch_unwind_async(leader.scope(async move { job().await })).await else {
+        return cache.refresh_failed(key, "panicked");
+    };
+    load.finish(value.is_some());
+    match value {
+        Some(value) => match cache.store_async(key, &value).await {
+            Ok(()) => leader.share(&value),
+            Err(_) => cache.refresh_failed(key, "could not store its value"),
         },
-        Err(_) => cache.refresh_failed(key, "panicked"),
+        None => cache.refresh_failed(key, "returned no value to cache (an Err or a None)"),
     }
 }
 

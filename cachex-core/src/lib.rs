@@ -23,6 +23,7 @@ pub mod envelope;
 mod error;
 mod flight;
 pub mod key;
+pub mod metrics;
 pub mod output;
 mod passthrough;
 pub mod redact;
@@ -31,7 +32,7 @@ pub mod registry;
 mod runtime;
 mod singleton;
 mod stale;
-mod stats;
+pub mod stats;
 mod storage;
 mod varint;
 

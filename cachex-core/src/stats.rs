@@ -1,4 +1,5 @@
-//! Per-cache counters: hits, misses, errors, stores, and what stale serving did.
+//! Per-cache counters: lookups, stores, computations, errors by operation, and what stale
+//! serving did.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -28,6 +29,77 @@ pub struct Stats {
     /// Background refreshes not started because the refresh pool was full (the stale value was
     /// served; a later call starts the refresh).
     pub refreshes_skipped: u64,
+    /// Computations to cache (on a miss, or refreshing a stale value) that produced a value.
+    pub loads: u64,
+    /// Computations to cache that produced none (an `Err`, a `None`, a panic, a cancelled
+    /// future).
+    pub load_failures: u64,
+    /// Entries the memory backend evicted to stay within its bounds (other backends do not
+    /// report theirs).
+    pub evictions: u64,
+    /// Entries the memory backend dropped when a lookup found them expired.
+    pub expirations: u64,
+    /// Backend failures by operation (part of `errors`).
+    pub backend_errors: Operations,
+}
+
+/// A count per backend operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Operations {
+    /// Reads.
+    pub get: u64,
+    /// Writes.
+    pub set: u64,
+    /// Removals of one entry.
+    pub delete: u64,
+    /// Removals of every entry.
+    pub clear: u64,
+}
+
+/// One operation on a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A read.
+    Get,
+    /// A write.
+    Set,
+    /// A removal of one entry.
+    Delete,
+    /// A removal of every entry.
+    Clear,
+}
+
+impl Operation {
+    /// Every operation.
+    pub const ALL: [Operation; 4] = [Operation::Get, Operation::Set, Operation::Delete, Operation::Clear];
+
+    /// Its name in metrics and events: `get`, `set`, `delete`, `clear`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Get => "get",
+            Operation::Set => "set",
+            Operation::Delete => "delete",
+            Operation::Clear => "clear",
+        }
+    }
+}
+
+impl Operations {
+    /// The count of `operation`.
+    ///
+    /// ```
+    /// use cachex_core::stats::{Operation, Operations};
+    /// let counts = Operations { set: 2, ..Operations::default() };
+    /// assert_eq!(counts.of(Operation::Set), 2);
+    /// ```
+    pub fn of(&self, operation: Operation) -> u64 {
+        match operation {
+            Operation::Get => self.get,
+            Operation::Set => self.set,
+            Operation::Delete => self.delete,
+            Operation::Clear => self.clear,
+        }
+    }
 }
 
 /// Stripes of counters per cache: a power of two, enough that a few threads rarely share one.
@@ -45,6 +117,9 @@ struct Stripe {
     refreshes: AtomicU64,
     refresh_failures: AtomicU64,
     refreshes_skipped: AtomicU64,
+    loads: AtomicU64,
+    load_failures: AtomicU64,
+    backend_errors: [AtomicU64; 4],
 }
 
 /// The live counters of one cache, striped by thread: a hit on one thread never writes the
@@ -95,6 +170,14 @@ impl Counters {
     pub(crate) fn refresh_skipped(&self) {
         self.stripe().refreshes_skipped.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn load(&self, success: bool) {
+        let stripe = self.stripe();
+        let counter = if success { &stripe.loads } else { &stripe.load_failures };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn backend_error(&self, operation: Operation) {
+        self.stripe().backend_errors[operation as usize].fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn snapshot(&self) -> Stats {
         let sum = |counter: fn(&Stripe) -> &AtomicU64| {
             self.stripes
@@ -111,6 +194,16 @@ impl Counters {
             refreshes: sum(|s| &s.refreshes),
             refresh_failures: sum(|s| &s.refresh_failures),
             refreshes_skipped: sum(|s| &s.refreshes_skipped),
+            loads: sum(|s| &s.loads),
+            load_failures: sum(|s| &s.load_failures),
+            evictions: 0,
+            expirations: 0,
+            backend_errors: Operations {
+                get: sum(|s| &s.backend_errors[0]),
+                set: sum(|s| &s.backend_errors[1]),
+                delete: sum(|s| &s.backend_errors[2]),
+                clear: sum(|s| &s.backend_errors[3]),
+            },
         }
     }
 }
@@ -135,6 +228,9 @@ mod tests {
                     counters.refresh();
                     counters.refresh_failure();
                     counters.refresh_skipped();
+                    counters.load(true);
+                    counters.load(false);
+                    counters.backend_error(Operation::Delete);
                 });
             }
         });
@@ -150,6 +246,14 @@ mod tests {
                 refreshes: n,
                 refresh_failures: n,
                 refreshes_skipped: n,
+                loads: n,
+                load_failures: n,
+                evictions: 0,
+                expirations: 0,
+                backend_errors: Operations {
+                    delete: n,
+                    ..Operations::default()
+                },
             }
         );
     }

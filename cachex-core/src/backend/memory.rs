@@ -16,6 +16,7 @@
 
 use std::any::Any;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -84,10 +85,22 @@ impl quick_cache::Weighter<StoredKey, Entry> for EntryWeight {
 }
 
 /// The shard tables hash with [`PassThrough`]: keys write their precomputed hash. Evicted
-/// entries come out in the request state (`sync::DefaultLifecycle` keeps two), to be dropped
-/// after the shard's lock is released.
-type Shard = quick_cache::unsync::Cache<StoredKey, Entry, EntryWeight, PassThrough, Lifecycle>;
-type Lifecycle = quick_cache::sync::DefaultLifecycle<StoredKey, Entry>;
+/// and replaced entries come out in the request state, to be counted and dropped after the
+/// shard's lock is released.
+type Shard = quick_cache::unsync::Cache<StoredKey, Entry, EntryWeight, PassThrough, Outgoing>;
+
+/// Collects the entries an insert pushes out (evicted by the bounds, or replaced).
+#[derive(Clone, Copy, Default)]
+struct Outgoing;
+
+impl quick_cache::Lifecycle<StoredKey, Entry> for Outgoing {
+    type RequestState = Vec<(StoredKey, Entry)>;
+
+    #[inline]
+    fn on_evict(&self, state: &mut Self::RequestState, key: StoredKey, entry: Entry) {
+        state.push((key, entry));
+    }
+}
 
 /// The hash of an in-process key: foldhash with one random seed per process. A lookup
 /// computes it once and uses it both to pick the shard and to probe the shard's table.
@@ -163,6 +176,10 @@ pub struct MemoryStore {
     stale: Duration,
     measures_bytes: bool,
     min_weight: u64,
+    /// Entries evicted by the bounds (written on inserts only, never by a hit).
+    evictions: AtomicU64,
+    /// Entries dropped when found expired.
+    expirations: AtomicU64,
 }
 
 impl MemoryStore {
@@ -192,7 +209,7 @@ impl MemoryStore {
                         shard_capacity,
                         EntryWeight,
                         PassThrough,
-                        Lifecycle::default(),
+                        Outgoing,
                     ))
                 })
                 .collect(),
@@ -200,6 +217,8 @@ impl MemoryStore {
             stale: limits.stale,
             measures_bytes,
             min_weight,
+            evictions: AtomicU64::new(0),
+            expirations: AtomicU64::new(0),
         }
     }
 
@@ -263,6 +282,9 @@ impl MemoryStore {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove_if(&key, Entry::expired);
+        if expired.is_some() {
+            self.expirations.fetch_add(1, Ordering::Relaxed);
+        }
         drop(expired); // after the lock, as in `insert`
         Found::Miss
     }
@@ -285,14 +307,28 @@ impl MemoryStore {
             expires,
             weight,
         };
-        let mut evicted = Default::default();
+        let mut outgoing = Vec::new();
         self.shard(&Lookup::new(key))
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert_with_lifecycle(StoredKey(LocalKey::from_slice(key)), entry, &mut evicted);
+            .insert_with_lifecycle(StoredKey(LocalKey::from_slice(key)), entry, &mut outgoing);
+        let evicted = outgoing.iter().filter(|(stored, _)| *stored.0 != *key).count() as u64;
+        if evicted > 0 {
+            self.evictions.fetch_add(evicted, Ordering::Relaxed);
+        }
         // Evicted and replaced values are dropped here, after the lock: a value's drop may take
         // its time, or call into the cache.
-        drop(evicted);
+        drop(outgoing);
+    }
+
+    /// How many entries the bounds evicted so far (a replaced entry is not counted).
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// How many entries were dropped when a lookup found them expired.
+    pub fn expirations(&self) -> u64 {
+        self.expirations.load(Ordering::Relaxed)
     }
 
     /// Removes the entry under `key`.
@@ -513,5 +549,32 @@ mod tests {
             store.insert(&key(i), vec![0u8; 2_000]);
         }
         assert!(store.entry_count() <= 5, "{} entries of 2 KB", store.entry_count());
+    }
+
+    #[test]
+    fn evictions_and_expirations_are_counted_and_replacements_are_not() {
+        let store = MemoryStore::new(&MemoryLimits {
+            max_entries: Some(4),
+            ttl: Some(Duration::from_millis(1)),
+            ..MemoryLimits::default()
+        });
+        for round in 0..3u8 {
+            store.insert(&key(0), round); // replaced twice
+        }
+        assert_eq!(store.evictions(), 0);
+        for i in 1..40u8 {
+            store.insert(&key(i), i);
+        }
+        assert_eq!(
+            store.evictions(),
+            40 - store.entry_count(),
+            "every insert is held or evicted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let held = store.entry_count();
+        for i in 0..40u8 {
+            assert_eq!(store.get::<u8>(&key(i)), None);
+        }
+        assert_eq!(store.expirations(), held);
     }
 }

@@ -10,8 +10,14 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::{error, web, HttpResponse, ResponseError};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+use std::time::Instant;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -45,9 +51,9 @@ impl DataSet {
 
     fn remote_file(self) -> &'static str {
         match self {
-            DataSet::Uber1 => "uber-raw-data-apr14.csv",
-            DataSet::Uber2 => "uber-raw-data-may14.csv",
-            DataSet::Uber3 => "uber-raw-data-jun14.csv",
+            DataSet::Uber1 => "uber-rides-data1.csv",
+            DataSet::Uber2 => "uber-rides-data2.csv",
+            DataSet::Uber3 => "uber-rides-data3.csv",
         }
     }
 
@@ -65,21 +71,23 @@ impl DataSet {
 pub enum Source {
     /// This service's own copies, at this base URL (e.g. `http://127.0.0.1:8000/files`).
     Local(String),
-    /// The files of the Python README, on GitHub.
+    /// The files of the Python README, on GitHub (plotly's datasets).
     Remote,
 }
 
-const REMOTE_BASE: &str =
-    "https://raw.githubusercontent.com/fivethirtyeight/uber-tlc-foil-response/master/uber-trip-data";
+/// Where the Python README's files are: `uber-rides-data1.csv` to `uber-rides-data3.csv`.
+pub const REMOTE_BASE: &str = "https://github.com/plotly/datasets/raw/master";
 
 /// The URL of a data set's CSV file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetUrl(pub String);
 
-/// One pickup.
+/// One pickup. Both column sets parse: plotly's files (the Python README's, `Date/Time` as
+/// `2014-04-01 00:11`) and the raw TLC files (`4/1/2014 0:11:00`); a column a file lacks
+/// (`Base`) is `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Record {
-    /// When, as written in the file (`4/1/2014 0:11:00`).
+    /// When, as written in the file (`2014-04-01 00:11`).
     #[serde(rename = "Date/Time")]
     pub date_time: String,
     /// Latitude.
@@ -88,9 +96,9 @@ pub struct Record {
     /// Longitude.
     #[serde(rename = "Lon")]
     pub lon: f64,
-    /// The TLC base code.
-    #[serde(rename = "Base")]
-    pub base: String,
+    /// The TLC base code, when the file has the column.
+    #[serde(rename = "Base", default)]
+    pub base: Option<String>,
 }
 
 /// The first rows of a data set.
@@ -126,8 +134,11 @@ pub fn http_client() -> reqwest::Client {
 /// The CSV URL of the data set in the path.
 #[cachex::actix::dependency]
 pub fn url_for(dataset: web::Path<DataSet>, source: web::Data<Source>) -> DatasetUrl {
-    let dataset = dataset.into_inner();
-    DatasetUrl(match source.get_ref() {
+    url_for_source(dataset.into_inner(), source.get_ref())
+}
+
+fn url_for_source(dataset: DataSet, source: &Source) -> DatasetUrl {
+    DatasetUrl(match source {
         Source::Local(base) => format!("{base}/{}.csv", dataset.name()),
         Source::Remote => format!("{REMOTE_BASE}/{}", dataset.remote_file()),
     })
@@ -147,12 +158,13 @@ pub async fn download(url: DatasetUrl, client: web::Data<reqwest::Client>) -> Re
         .text()
         .await
         .map_err(http)?;
-    let rows = csv::Reader::from_reader(body.as_bytes())
-        .into_deserialize()
-        .take(ROWS)
-        .collect::<Result<Vec<Record>, _>>()
-        .map_err(|e| DownloadError::Csv(url.0.clone(), e.to_string()))?;
+    let rows = parse(body.as_bytes()).map_err(|e| DownloadError::Csv(url.0.clone(), e.to_string()))?;
     Ok(Frame(rows))
+}
+
+/// The first [`ROWS`] records of a CSV file, in either column set.
+fn parse(csv: &[u8]) -> Result<Vec<Record>, csv::Error> {
+    csv::Reader::from_reader(csv).into_deserialize().take(ROWS).collect()
 }
 
 /// The first 1000 rows of a data set.
@@ -204,8 +216,88 @@ fn unknown_dataset(err: error::PathError, _req: &actix_web::HttpRequest) -> acti
 #[openapi(paths(get_dataset), components(schemas(DataSet, Record)))]
 pub struct ApiDoc;
 
-/// Wires the service into an app: the cachex plugin, the source, the routes and `/docs`.
+/// What `--help` prints: every setting the service reads.
+pub const HELP: &str = "\
+The datasets service: the first 1000 rows of a data set as JSON, downloaded once and cached.
+
+Usage: cargo run --example datasets [-- --help]
+
+Settings (environment variables):
+  PORT=8000                  the port to listen on
+  BIND=127.0.0.1             the address to listen on
+  DATASETS_SOURCE=remote     download the Python README's files from GitHub (plotly's datasets)
+                             instead of the service's own copies under /files/ (needs internet)
+  CACHEX_CONFIG=path         the cachex configuration (default ./cachex.toml;
+                             examples/datasets/cachex.toml sets the `datasets` cache)
+  CACHEX_CACHES__DATASETS__<KEY>=value
+                             override one setting of the `datasets` cache, e.g.
+                             CACHEX_CACHES__DATASETS__BACKEND=redis, ..._URL=redis://127.0.0.1:6379/0,
+                             ..._TTL=10m, ..._STALE_WHILE_REVALIDATE=1m
+  CACHEX_DEFAULTS__<KEY>=value
+                             the same for every cache
+  RUST_LOG=info              the log level (one line per request at info)
+
+Routes: /datasets/{uber1,uber2,uber3}, /docs/ (OpenAPI), /metrics (Prometheus), /cachex/stats (JSON)
+";
+
+/// The Prometheus recorder of this process, installed on first use (with the histogram buckets
+/// cachex publishes); `None` when another recorder was installed first.
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("cache_load_duration_seconds".into()),
+                    cachex::metrics::LOAD_BUCKETS,
+                )
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("cache_backend_duration_seconds".into()),
+                        cachex::metrics::BACKEND_BUCKETS,
+                    )
+                });
+            match builder.and_then(PrometheusBuilder::install_recorder) {
+                Ok(handle) => Some(handle),
+                Err(error) => {
+                    tracing::warn!(%error, "no Prometheus recorder: /metrics answers 503");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// `/metrics`: every cache's counters, published from the numbers `stats()` reads, in
+/// Prometheus's text format.
+async fn metrics() -> HttpResponse {
+    match prometheus() {
+        Some(handle) => {
+            cachex::metrics::publish();
+            HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .body(handle.render())
+        }
+        None => HttpResponse::ServiceUnavailable().body("another metrics recorder is installed"),
+    }
+}
+
+/// Logs one line per request: method, path, status and duration (`tracing`, at info).
+pub async fn log_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let (method, path) = (request.method().clone(), request.path().to_owned());
+    let response = next.call(request).await?;
+    tracing::info!(%method, %path, status = response.status().as_u16(), duration_ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    Ok(response)
+}
+
+/// Wires the service into an app: the cachex plugin, the source, the routes, `/docs` and
+/// `/metrics`.
 pub fn configure(config: &mut web::ServiceConfig, source: Source) {
+    prometheus();
     config
         .configure(cachex::actix::configure)
         .app_data(web::Data::new(source))
@@ -213,5 +305,56 @@ pub fn configure(config: &mut web::ServiceConfig, source: Source) {
         .route("/datasets/{dataset}", web::get().to(get_dataset))
         .route("/files/{name}", web::get().to(serve_file))
         .route("/cachex/stats", web::get().to(cachex::actix::stats))
+        .route("/metrics", web::get().to(metrics))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_remote_files_are_the_python_readmes() {
+        let urls: Vec<String> = DataSet::ALL
+            .into_iter()
+            .map(|dataset| url_for_source(dataset, &Source::Remote).0)
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://github.com/plotly/datasets/raw/master/uber-rides-data1.csv",
+                "https://github.com/plotly/datasets/raw/master/uber-rides-data2.csv",
+                "https://github.com/plotly/datasets/raw/master/uber-rides-data3.csv",
+            ]
+        );
+    }
+
+    #[test]
+    fn both_column_sets_parse() {
+        let plotly = "Date/Time,Lat,Lon\n2014-04-01 00:11,40.769,-73.9549\n";
+        let records = parse(plotly.as_bytes()).unwrap();
+        assert_eq!(records[0].date_time, "2014-04-01 00:11");
+        assert_eq!(records[0].base, None);
+        let raw = "\"Date/Time\",\"Lat\",\"Lon\",\"Base\"\n\"4/1/2014 0:11:00\",40.769,-73.9549,\"B02512\"\n";
+        let records = parse(raw.as_bytes()).unwrap();
+        assert_eq!(records[0].base.as_deref(), Some("B02512"));
+        let bundled = parse(DataSet::Uber1.local_csv().as_bytes()).unwrap();
+        assert_eq!(bundled.len(), ROWS);
+        assert!(bundled[0].date_time.starts_with("2014-04-01 "), "{:?}", bundled[0]);
+    }
+
+    #[test]
+    fn the_help_lists_every_setting_read() {
+        for setting in [
+            "PORT",
+            "BIND",
+            "DATASETS_SOURCE",
+            "CACHEX_CONFIG",
+            "CACHEX_CACHES__DATASETS__",
+            "CACHEX_DEFAULTS__",
+            "RUST_LOG",
+        ] {
+            assert!(HELP.contains(setting), "{setting}");
+        }
+    }
 }
