@@ -11,18 +11,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Instructions of one run of the hits example: `calls` calls, with a TTL when `ttl` is given.
+collected() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/hits "$@" 2>&1 \
+        | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+
 instructions() {
     command -v valgrind >/dev/null 2>&1 || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
-    cargo build --release --example hits >/dev/null
-    local bin=target/release/examples/hits
-    for ttl in "" ttl; do
-        local counts=()
-        for calls in 1 1000001; do
-            counts+=("$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$calls" $ttl 2>&1 \
-                | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')")
-        done
-        echo "instructions per hit${ttl:+ (with a TTL)}: $(( (counts[1] - counts[0]) / 1000000 ))"
-    done
+    cargo build --release --example hits 2>&1 | tail -n 1 >&2
+    one=$(collected 1)
+    million=$(collected 1000001)
+    echo "instructions per hit, no TTL: $(( (million - one) / 1000000 ))"
+    one=$(collected 1 ttl)
+    million=$(collected 1000001 ttl)
+    echo "instructions per hit, with a TTL: $(( (million - one) / 1000000 ))"
 }
 
 case "${1:-}" in

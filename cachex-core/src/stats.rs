@@ -1,6 +1,7 @@
 //! Per-cache counters: lookups, stores, computations, errors by operation, and what stale
 //! serving did.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A snapshot of one cache's counters, from [`CacheHandle::stats`](crate::CacheHandle::stats).
@@ -130,13 +131,25 @@ pub(crate) struct Counters {
     stripes: [Stripe; STRIPES],
 }
 
-/// This thread's stripe index, given out round-robin as threads first count.
+/// This thread's stripe index, given out round-robin as threads first count. A `const`
+/// thread-local without a destructor is one load away (a lazily initialised one was a call
+/// and a state check on every hit).
+#[inline]
 fn stripe_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    INDEX.try_with(|index| *index).unwrap_or(0)
+    INDEX
+        .try_with(|index| match index.get() {
+            usize::MAX => {
+                let assigned = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+                index.set(assigned);
+                assigned
+            }
+            assigned => assigned,
+        })
+        .unwrap_or(0)
 }
 
 impl Counters {
