@@ -2,7 +2,8 @@
 //! - `fn(u64) -> u64` and `fn(String, u32) -> Vec<u8>` (1 KiB), on 1 and 2 threads: cachex's
 //!   `#[cached]`; the `cached` crate's `#[cached]`, both its default (an unbounded map, never
 //!   evicting) and `max_size = 10000` (its bounded LRU, the bound cachex has by default); and
-//!   `moka` and `quick_cache` used by hand with the same key;
+//!   `moka` and `quick_cache` used by hand with the same key; like for like with a TTL,
+//!   cachex with `ttl = "300s"` next to `cached`'s `max_size = 10000, ttl_secs = 300`;
 //! - the async hit, cachex's `#[cached] async fn` next to `moka::future`.
 //!
 //! Every variant reads the same 1024 keys, all present, in the same order; on 2 threads each
@@ -34,6 +35,16 @@ fn cached_lru_u64(n: u64) -> u64 {
     n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+#[cachex::cached(name = "bench_u64_ttl")]
+fn cachex_ttl_u64(n: u64) -> u64 {
+    n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+#[cached::proc_macro::cached(max_size = 10000, ttl_secs = 300)]
+fn cached_ttl_u64(n: u64) -> u64 {
+    n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 fn kib(name: &str, n: u32) -> Vec<u8> {
     let mut value = vec![n as u8; 1024];
     value[..name.len()].copy_from_slice(name.as_bytes());
@@ -52,6 +63,16 @@ fn cached_kib(name: String, n: u32) -> Vec<u8> {
 
 #[cached::proc_macro::cached(max_size = 10000)]
 fn cached_lru_kib(name: String, n: u32) -> Vec<u8> {
+    kib(&name, n)
+}
+
+#[cachex::cached(name = "bench_kib_ttl")]
+fn cachex_ttl_kib(name: String, n: u32) -> Vec<u8> {
+    kib(&name, n)
+}
+
+#[cached::proc_macro::cached(max_size = 10000, ttl_secs = 300)]
+fn cached_ttl_kib(name: String, n: u32) -> Vec<u8> {
     kib(&name, n)
 }
 
@@ -103,6 +124,8 @@ fn u64_hits(c: &mut Criterion) {
         let value = cachex_u64(n);
         assert_eq!(cached_u64(n), value);
         assert_eq!(cached_lru_u64(n), value);
+        assert_eq!(cachex_ttl_u64(n), value);
+        assert_eq!(cached_ttl_u64(n), value);
         moka.insert(n, value);
         quick.insert(n, value);
     }
@@ -116,6 +139,12 @@ fn u64_hits(c: &mut Criterion) {
         });
         group.bench_function("cached #[cached(max_size = 10000)]", |b| {
             b.iter_custom(|iters| on_threads(threads, iters, &|n| cached_lru_u64(black_box(n))));
+        });
+        group.bench_function("cachex #[cached], ttl", |b| {
+            b.iter_custom(|iters| on_threads(threads, iters, &|n| cachex_ttl_u64(black_box(n))));
+        });
+        group.bench_function("cached #[cached(max_size = 10000, ttl_secs = 300)]", |b| {
+            b.iter_custom(|iters| on_threads(threads, iters, &|n| cached_ttl_u64(black_box(n))));
         });
         group.bench_function("moka sync get", |b| {
             b.iter_custom(|iters| on_threads(threads, iters, &|n| moka.get(&black_box(n))));
@@ -135,6 +164,8 @@ fn kib_hits(c: &mut Criterion) {
         let value = cachex_kib(name.clone(), i as u32);
         assert_eq!(cached_kib(name.clone(), i as u32), value);
         assert_eq!(cached_lru_kib(name.clone(), i as u32), value);
+        assert_eq!(cachex_ttl_kib(name.clone(), i as u32), value);
+        assert_eq!(cached_ttl_kib(name.clone(), i as u32), value);
         moka.insert((name.clone(), i as u32), value.clone());
         quick.insert((name.clone(), i as u32), value);
     }
@@ -149,6 +180,12 @@ fn kib_hits(c: &mut Criterion) {
         });
         group.bench_function("cached #[cached(max_size = 10000)]", |b| {
             b.iter_custom(|iters| on_threads(threads, iters, &|i| cached_lru_kib(names[i as usize].clone(), i as u32)))
+        });
+        group.bench_function("cachex #[cached], ttl", |b| {
+            b.iter_custom(|iters| on_threads(threads, iters, &|i| cachex_ttl_kib(names[i as usize].clone(), i as u32)))
+        });
+        group.bench_function("cached #[cached(max_size = 10000, ttl_secs = 300)]", |b| {
+            b.iter_custom(|iters| on_threads(threads, iters, &|i| cached_ttl_kib(names[i as usize].clone(), i as u32)))
         });
         group.bench_function("moka sync get", |b| {
             b.iter_custom(|iters| {
@@ -227,6 +264,8 @@ fn setup(c: &mut Criterion) {
         cachex::Config::new()
             .cache("bench_u64", memory())
             .cache("bench_kib", memory())
+            .cache("bench_u64_ttl", memory().ttl(Duration::from_secs(300)))
+            .cache("bench_kib_ttl", memory().ttl(Duration::from_secs(300)))
             .cache("bench_async", memory()),
     )
     .unwrap();
@@ -235,7 +274,13 @@ fn setup(c: &mut Criterion) {
     async_hits(c);
     #[cfg(feature = "metrics")]
     metrics_hits(c);
-    for name in ["bench_u64", "bench_kib", "bench_async"] {
+    for name in [
+        "bench_u64",
+        "bench_kib",
+        "bench_u64_ttl",
+        "bench_kib_ttl",
+        "bench_async",
+    ] {
         let stats = cachex::cache(name).unwrap().stats();
         assert_eq!(stats.stores, KEYS, "{name}: every measured call was a hit");
     }

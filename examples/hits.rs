@@ -25,6 +25,9 @@ fn main() -> Result<(), cachex::Error> {
         sum = sum.wrapping_add(square(black_box(i % 1024)));
     }
     let stats = cachex::cache("hits")?.stats();
-    println!("{calls} calls, {} hits, {} misses, checksum {sum}", stats.hits, stats.misses);
+    println!(
+        "{calls} calls, {} hits, {} misses, checksum {sum}",
+        stats.hits, stats.misses
+    );
     Ok(())
 }

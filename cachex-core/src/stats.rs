@@ -103,10 +103,14 @@ impl Operations {
     }
 }
 
-/// Stripes of counters per cache: a power of two, enough that a few threads rarely share one.
-const STRIPES: usize = 8;
+/// Counter slots a thread can have to itself: plain loads and stores count there (no atomic
+/// read-modify-write on a hit), and no other thread writes them.
+const OWN_SLOTS: usize = 32;
+/// Stripes shared by the threads beyond `OWN_SLOTS` (atomic adds).
+const SHARED_STRIPES: usize = 8;
 
-/// One stripe, alone on its cache lines (128 bytes: adjacent-line prefetching pairs lines).
+/// One set of counters, alone on its cache lines (128 bytes: adjacent-line prefetching pairs
+/// lines).
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct Stripe {
@@ -123,78 +127,141 @@ struct Stripe {
     backend_errors: [AtomicU64; 4],
 }
 
-/// The live counters of one cache, striped by thread: a hit on one thread never writes the
+/// The live counters of one cache, one set per thread: a hit on one thread never writes the
 /// cache line that a hit on another thread writes (one shared counter made every hit at two
-/// threads a cache-line transfer). A snapshot sums the stripes.
-#[derive(Debug, Default)]
+/// threads a cache-line transfer), and a thread with a slot of its own counts without an
+/// atomic read-modify-write. A snapshot sums every set.
+#[derive(Debug)]
 pub(crate) struct Counters {
-    stripes: [Stripe; STRIPES],
+    own: Box<[Stripe]>,
+    shared: [Stripe; SHARED_STRIPES],
 }
 
-/// This thread's stripe index, given out round-robin as threads first count. A `const`
-/// thread-local without a destructor is one load away (a lazily initialised one was a call
-/// and a state check on every hit).
-#[inline]
-fn stripe_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            own: (0..OWN_SLOTS).map(|_| Stripe::default()).collect(),
+            shared: Default::default(),
+        }
     }
-    INDEX
-        .try_with(|index| match index.get() {
-            usize::MAX => {
-                let assigned = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-                index.set(assigned);
-                assigned
-            }
-            assigned => assigned,
-        })
-        .unwrap_or(0)
+}
+
+/// Where a thread counts.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// A slot no other thread writes while this one lives.
+    Own(usize),
+    /// A stripe other threads may write too.
+    Shared(usize),
+}
+
+/// The slots no living thread owns, for threads to come (a slot keeps its counts).
+static FREE_SLOTS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+/// The first slot never given out.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's slot, given back when the thread exits.
+struct ThreadSlot(Cell<Option<Slot>>);
+
+impl Drop for ThreadSlot {
+    fn drop(&mut self) {
+        if let Some(Slot::Own(slot)) = self.0.get() {
+            FREE_SLOTS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(slot);
+        }
+    }
+}
+
+/// This thread's slot: its own while one is free, else a shared stripe.
+#[inline]
+fn slot() -> Slot {
+    thread_local! {
+        static SLOT: ThreadSlot = const { ThreadSlot(Cell::new(None)) };
+    }
+    SLOT.try_with(|slot| match slot.0.get() {
+        Some(assigned) => assigned,
+        None => {
+            let assigned = assign();
+            slot.0.set(Some(assigned));
+            assigned
+        }
+    })
+    .unwrap_or(Slot::Shared(0))
+}
+
+#[cold]
+fn assign() -> Slot {
+    if let Some(free) = FREE_SLOTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .pop()
+    {
+        return Slot::Own(free);
+    }
+    match NEXT_SLOT.fetch_add(1, Ordering::Relaxed) {
+        next if next < OWN_SLOTS => Slot::Own(next),
+        next => Slot::Shared(next % SHARED_STRIPES),
+    }
 }
 
 impl Counters {
+    /// Adds one to the counter `pick` chooses, in this thread's slot.
     #[inline]
-    fn stripe(&self) -> &Stripe {
-        &self.stripes[stripe_index()]
+    fn add(&self, pick: impl Fn(&Stripe) -> &AtomicU64) {
+        match slot() {
+            Slot::Own(slot) => {
+                // Only this thread writes its slot: a plain load and store lose nothing.
+                let counter = pick(&self.own[slot]);
+                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+            Slot::Shared(stripe) => {
+                pick(&self.shared[stripe]).fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
     #[inline]
     pub(crate) fn hit(&self) {
-        self.stripe().hits.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.hits);
     }
     #[inline]
     pub(crate) fn miss(&self) {
-        self.stripe().misses.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.misses);
     }
     pub(crate) fn error(&self) {
-        self.stripe().errors.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.errors);
     }
     pub(crate) fn store(&self) {
-        self.stripe().stores.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.stores);
     }
     pub(crate) fn stale_served(&self) {
-        self.stripe().stale_served.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.stale_served);
     }
     pub(crate) fn refresh(&self) {
-        self.stripe().refreshes.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.refreshes);
     }
     pub(crate) fn refresh_failure(&self) {
-        self.stripe().refresh_failures.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.refresh_failures);
     }
     pub(crate) fn refresh_skipped(&self) {
-        self.stripe().refreshes_skipped.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.refreshes_skipped);
     }
     pub(crate) fn load(&self, success: bool) {
-        let stripe = self.stripe();
-        let counter = if success { &stripe.loads } else { &stripe.load_failures };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if success {
+            self.add(|s| &s.loads);
+        } else {
+            self.add(|s| &s.load_failures);
+        }
     }
     pub(crate) fn backend_error(&self, operation: Operation) {
-        self.stripe().backend_errors[operation as usize].fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.backend_errors[operation as usize]);
     }
     pub(crate) fn snapshot(&self) -> Stats {
         let sum = |counter: fn(&Stripe) -> &AtomicU64| {
-            self.stripes
+            self.own
                 .iter()
+                .chain(&self.shared)
                 .map(|stripe| counter(stripe).load(Ordering::Relaxed))
                 .sum()
         };
@@ -229,7 +296,7 @@ mod tests {
     fn a_snapshot_sums_every_thread() {
         let counters = Counters::default();
         std::thread::scope(|scope| {
-            for _ in 0..2 * STRIPES {
+            for _ in 0..2 * OWN_SLOTS + SHARED_STRIPES {
                 scope.spawn(|| {
                     for _ in 0..1000 {
                         counters.hit();
@@ -247,7 +314,7 @@ mod tests {
                 });
             }
         });
-        let n = 2 * STRIPES as u64;
+        let n = (2 * OWN_SLOTS + SHARED_STRIPES) as u64;
         assert_eq!(
             counters.snapshot(),
             Stats {
