@@ -82,8 +82,9 @@ fn init_reports_every_bad_binding_at_once_then_calls_still_run() {
     );
     // Among the ways out, what actix extractors get by default.
     assert!(
-        message.contains("web::Path<T>, web::Query<T>, web::Json<T> and web::Form<T> are keyed by their T")
-            && message.contains("web::Data<T>, web::ReqData<T> and HttpRequest are left out of the key"),
+        message.contains(
+            "web::Path<T>, web::Query<T>, web::Json<T>, web::Form<T> and web::ReqData<T> are keyed by their T"
+        ) && message.contains("web::Data<T> and HttpRequest are left out of the key"),
         "{message}"
     );
     // A configured encoder the type cannot use, with the encodings it supports.

@@ -84,7 +84,12 @@ static BACKENDS: LazyLock<Backends> = LazyLock::new(|| {
         .cache(
             "inline_async_memory",
             CacheConfig::memory().ttl(TTL).stale_while_revalidate(WINDOW),
-        );
+        )
+        .cache(
+            "inline_fails_memory",
+            CacheConfig::memory().ttl(TTL).stale_while_revalidate(WINDOW),
+        )
+        .cache("waiters_memory", CacheConfig::memory().ttl(TTL).stale_if_error(WINDOW));
     for backend in ["memory", "file", "redis"] {
         for test in [
             "swr",
@@ -502,4 +507,74 @@ async fn a_borrowing_async_function_refreshes_in_one_caller_while_the_others_get
         "the refreshing caller gets its new value"
     );
     assert_eq!(INLINE_ASYNC_RUNS.load(Ordering::SeqCst), 2);
+}
+
+static INLINE_FAILS_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// A borrowed argument (refreshed inline), and a refresh that fails.
+#[cached(name = "inline_fails_memory")]
+fn inline_fails(key: &str) -> Result<u64, String> {
+    match INLINE_FAILS_RUNS.fetch_add(1, Ordering::SeqCst) {
+        0 => Ok(key.len() as u64),
+        _ => Err("upstream down".into()),
+    }
+}
+
+#[test]
+fn an_inline_refresh_that_fails_gets_the_stale_value_like_a_background_one() {
+    LazyLock::force(&BACKENDS);
+    assert_eq!(inline_fails("abc"), Ok(3));
+    std::thread::sleep(PAST_TTL);
+    assert_eq!(
+        inline_fails("abc"),
+        Ok(3),
+        "stale_while_revalidate alone: the stale value, not the error"
+    );
+    let stats = stats("inline_fails_memory");
+    assert_eq!((stats.refreshes, stats.refresh_failures, stats.stale_served), (1, 1, 1));
+}
+
+static WAITERS_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Succeeds once; then fails, slowly.
+#[cached(name = "waiters_memory")]
+fn slow_failure(key: u32) -> Result<u64, String> {
+    match WAITERS_RUNS.fetch_add(1, Ordering::SeqCst) {
+        0 => Ok(u64::from(key)),
+        _ => {
+            std::thread::sleep(Duration::from_millis(300));
+            Err("upstream down".into())
+        }
+    }
+}
+
+#[test]
+fn callers_waiting_on_a_failing_computation_get_the_stale_value_without_computing_again() {
+    LazyLock::force(&BACKENDS);
+    assert_eq!(slow_failure(4), Ok(4));
+    std::thread::sleep(PAST_TTL);
+    let served: Vec<Result<u64, String>> = std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..10).map(|_| scope.spawn(|| slow_failure(4))).collect();
+        callers.into_iter().map(|caller| caller.join().unwrap()).collect()
+    });
+    assert_eq!(served, vec![Ok(4); 10]);
+    assert_eq!(
+        WAITERS_RUNS.load(Ordering::SeqCst),
+        2,
+        "one failing computation for the concurrent callers (the waiters did not retry in turn)"
+    );
+}
+
+/// Owned arguments and a boxed error: refreshed in the background like any other (the return
+/// type does not decide). It compiles and serves its value.
+#[cached(name = "not_send_memory")]
+fn boxed_error(key: u32) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(u64::from(key))
+}
+
+#[test]
+fn a_function_returning_a_boxed_error_is_cached() {
+    LazyLock::force(&BACKENDS);
+    assert_eq!(boxed_error(6).unwrap(), 6);
+    assert_eq!(boxed_error(6).unwrap(), 6);
 }

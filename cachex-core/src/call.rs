@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::cache::{Cache, CacheValue, OnError};
+use crate::cache::{Cache, CacheValue, Load, OnError};
 use crate::error::Error;
 use crate::flight::{Joined, Leader, Waited};
 use crate::key::{ArgEncoding, CallKey, KeyBuilder};
@@ -83,14 +83,14 @@ where
 /// A miss (or a stale value only `stale_if_error` covers): the first caller of the key
 /// computes and stores; concurrent callers wait for its value, at most the cache's
 /// `lock_timeout`, then compute by themselves. A waiter whose leader produced nothing (an
-/// error, a panic) looks again, then competes to lead. A call that re-enters a key its own
-/// thread is computing computes.
+/// error, a panic) gets the stale value when there is one, else looks again and competes to
+/// lead. A call that re-enters a key its own thread is computing computes.
 #[inline(never)]
 fn compute_once<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     cache: &Cache,
     key: &CallKey<'_>,
     fail: Option<fn(Error) -> R>,
-    stale: Option<Stale<R::Value>>,
+    mut stale: Option<Stale<R::Value>>,
     args: A,
     compute: F,
 ) -> R {
@@ -100,11 +100,13 @@ fn compute_once<K, R: Output<K>, A, F: FnOnce(A) -> R>(
             Joined::Reentered => return compute(args),
             Joined::Waiter(waiter) => match waiter.wait::<R::Value>(cache.settings.lock_timeout) {
                 Waited::Value(value) => return R::from_value(value),
-                Waited::TimedOut => return compute_alone(cache, key, fail, args, compute),
-                Waited::Nothing => match cache.lookup::<R::Value>(key, true) {
-                    Ok(Found::Fresh(value)) => return R::from_value(value),
-                    Ok(Found::Stale(_) | Found::Miss) => continue,
-                    Err(error) => return failed(cache, error, fail).unwrap_or_else(|| compute(args)),
+                Waited::TimedOut => return compute_alone(cache, key, fail, stale, args, compute),
+                Waited::Nothing => match (cache.lookup::<R::Value>(key, true), stale.take()) {
+                    (Ok(Found::Fresh(value)), _) => return R::from_value(value),
+                    // The leader's computation failed: the stale value stands in for it.
+                    (_, Some(stale)) => return R::from_value(cache.served_stale(key, stale.value, "stale_if_error")),
+                    (Ok(Found::Stale(_) | Found::Miss), None) => continue,
+                    (Err(error), None) => return failed(cache, error, fail).unwrap_or_else(|| compute(args)),
                 },
             },
         };
@@ -116,62 +118,78 @@ fn compute_once<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     }
 }
 
-/// The leader's computation: stores and shares its value. Over a stale value, it is a
-/// refresh: counted, and when `stale_if_error` covers the stale value, a failure (an `Err`,
-/// a `None`, a panic) returns that value instead.
+/// The leader's computation: stores and shares its value (see [`settle`]).
 fn lead<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     cache: &Cache,
     key: &CallKey<'_>,
     fail: Option<fn(Error) -> R>,
-    leader: Leader<'_>,
+    mut leader: Leader<'_>,
     stale: Option<Stale<R::Value>>,
     args: A,
     compute: F,
 ) -> R {
     let load = cache.load();
-    let Some(stale) = stale else {
-        let result = compute(args);
-        load.finish(result.value().is_some());
-        return finish(cache, key, fail, leader, result);
+    let outcome = match &stale {
+        None => Ok(compute(args)),
+        Some(_) => catch_unwind(AssertUnwindSafe(|| compute(args))),
     };
-    cache.counters.refresh();
-    let fallback = stale.past < cache.settings.stale.if_error;
-    // A panic drops `load` unfinished: a failed load.
-    let result = match catch_unwind(AssertUnwindSafe(|| compute(args))) {
-        Ok(result) => result,
-        Err(panic) => {
-            cache.refresh_failed(key, "panicked");
-            if fallback {
-                return R::from_value(cache.served_stale(key, stale.value, "stale_if_error"));
+    match settle(cache, key, load, stale, outcome) {
+        Ok(result) => {
+            let result = store(cache, key, fail, result);
+            if let Some(value) = result.value() {
+                leader.share(value);
             }
-            resume_unwind(panic)
+            result
         }
-    };
-    load.finish(result.value().is_some());
-    if result.value().is_none() {
-        cache.refresh_failed(key, "returned no value to cache (an Err or a None)");
-        if fallback {
-            return R::from_value(cache.served_stale(key, stale.value, "stale_if_error"));
-        }
+        Err(stale) => stale,
     }
-    finish(cache, key, fail, leader, result)
 }
 
-/// Stores a leader's value and hands it to the waiters (when the leader is dropped).
-fn finish<K, R: Output<K>>(
+/// Counts a computation (a load; over a stale value, a refresh) and says what the call does
+/// with it: `Ok` = store it (when it has a value) and return it; `Err` = return this instead.
+/// Over a stale value (which is within its windows, or it would not have been found), a
+/// computation that fails (an `Err`, a `None`, a panic) gives the stale value; without one,
+/// a panic goes on unwinding.
+fn settle<K, R: Output<K>>(
     cache: &Cache,
     key: &CallKey<'_>,
-    fail: Option<fn(Error) -> R>,
-    mut leader: Leader<'_>,
-    result: R,
-) -> R {
+    load: Load<'_>,
+    stale: Option<Stale<R::Value>>,
+    outcome: std::thread::Result<R>,
+) -> Result<R, R> {
+    if stale.is_some() {
+        cache.counters.refresh();
+    }
+    let (stale, why) = match (outcome, stale) {
+        (Ok(result), None) => {
+            load.finish(result.value().is_some());
+            return Ok(result);
+        }
+        (Err(panic), None) => {
+            drop(load);
+            resume_unwind(panic)
+        }
+        (Ok(result), Some(_)) if result.value().is_some() => {
+            load.finish(true);
+            return Ok(result);
+        }
+        (Ok(_), Some(stale)) => (stale, "returned no value to cache (an Err or a None)"),
+        (Err(_), Some(stale)) => (stale, "panicked"),
+    };
+    load.finish(false);
+    cache.refresh_failed(key, why);
+    Err(R::from_value(cache.served_stale(key, stale.value, "stale_if_error")))
+}
+
+/// Stores a computed value, blocking on the backend (under `on_error = "fail"`, a failed
+/// store is the call's result).
+fn store<K, R: Output<K>>(cache: &Cache, key: &CallKey<'_>, fail: Option<fn(Error) -> R>, result: R) -> R {
     if let Some(value) = result.value() {
         if let Err(error) = cache.store(key, value) {
             if let Some(failure) = failed(cache, error, fail) {
                 return failure;
             }
         }
-        leader.share(value);
     }
     result
 }
@@ -182,21 +200,20 @@ fn compute_alone<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     cache: &Cache,
     key: &CallKey<'_>,
     fail: Option<fn(Error) -> R>,
+    stale: Option<Stale<R::Value>>,
     args: A,
     compute: F,
 ) -> R {
     warn_lock_timeout(cache);
     let load = cache.load();
-    let result = compute(args);
-    load.finish(result.value().is_some());
-    if let Some(value) = result.value() {
-        if let Err(error) = cache.store(key, value) {
-            if let Some(failure) = failed(cache, error, fail) {
-                return failure;
-            }
-        }
+    let outcome = match &stale {
+        None => Ok(compute(args)),
+        Some(_) => catch_unwind(AssertUnwindSafe(|| compute(args))),
+    };
+    match settle(cache, key, load, stale, outcome) {
+        Ok(result) => store(cache, key, fail, result),
+        Err(stale) => stale,
     }
-    result
 }
 
 #[cold]
@@ -308,7 +325,7 @@ async fn compute_once_async<K, R, A, F, Fut>(
     cache: &Cache,
     key: &CallKey<'_>,
     fail: Option<fn(Error) -> R>,
-    stale: Option<Stale<R::Value>>,
+    mut stale: Option<Stale<R::Value>>,
     args: A,
     compute: F,
 ) -> R
@@ -323,10 +340,11 @@ where
             Joined::Reentered => return compute(args).await,
             Joined::Waiter(waiter) => match waiter.wait_async::<R::Value>(cache.settings.lock_timeout).await {
                 Waited::Value(value) => return R::from_value(value),
-                Waited::Nothing => match cache.lookup_async::<R::Value>(key, true).await {
-                    Ok(Found::Fresh(value)) => return R::from_value(value),
-                    Ok(Found::Stale(_) | Found::Miss) => continue,
-                    Err(error) => {
+                Waited::Nothing => match (cache.lookup_async::<R::Value>(key, true).await, stale.take()) {
+                    (Ok(Found::Fresh(value)), _) => return R::from_value(value),
+                    (_, Some(stale)) => return R::from_value(cache.served_stale(key, stale.value, "stale_if_error")),
+                    (Ok(Found::Stale(_) | Found::Miss), None) => continue,
+                    (Err(error), None) => {
                         return match failed(cache, error, fail) {
                             Some(failure) => failure,
                             None => compute(args).await,
@@ -336,16 +354,14 @@ where
                 Waited::TimedOut => {
                     warn_lock_timeout(cache);
                     let load = cache.load();
-                    let result = compute(args).await;
-                    load.finish(result.value().is_some());
-                    if let Some(value) = result.value() {
-                        if let Err(error) = cache.store_async(key, value).await {
-                            if let Some(failure) = failed(cache, error, fail) {
-                                return failure;
-                            }
-                        }
-                    }
-                    return result;
+                    let outcome = match &stale {
+                        None => Ok(compute(args).await),
+                        Some(_) => catch_unwind_async(compute(args)).await,
+                    };
+                    return match settle(cache, key, load, stale, outcome) {
+                        Ok(result) => store_async(cache, key, fail, result).await,
+                        Err(stale) => stale,
+                    };
                 }
             },
         };
@@ -372,42 +388,30 @@ where
     Fut: Future<Output = R>,
 {
     let load = cache.load();
-    let result = match stale {
-        None => {
-            let result = leader.scope(compute(args)).await;
-            load.finish(result.value().is_some());
-            result
-        }
-        Some(stale) => {
-            cache.counters.refresh();
-            let fallback = stale.past < cache.settings.stale.if_error;
-            let result = match catch_unwind_async(leader.scope(compute(args))).await {
-                Ok(result) => result,
-                Err(panic) => {
-                    cache.refresh_failed(key, "panicked");
-                    if fallback {
-                        return R::from_value(cache.served_stale(key, stale.value, "stale_if_error"));
-                    }
-                    resume_unwind(panic)
-                }
-            };
-            load.finish(result.value().is_some());
-            if result.value().is_none() {
-                cache.refresh_failed(key, "returned no value to cache (an Err or a None)");
-                if fallback {
-                    return R::from_value(cache.served_stale(key, stale.value, "stale_if_error"));
-                }
+    let outcome = match &stale {
+        None => Ok(leader.scope(compute(args)).await),
+        Some(_) => catch_unwind_async(leader.scope(compute(args))).await,
+    };
+    match settle(cache, key, load, stale, outcome) {
+        Ok(result) => {
+            let result = store_async(cache, key, fail, result).await;
+            if let Some(value) = result.value() {
+                leader.share(value);
             }
             result
         }
-    };
+        Err(stale) => stale,
+    }
+}
+
+/// [`store`], awaiting the backend.
+async fn store_async<K, R: Output<K>>(cache: &Cache, key: &CallKey<'_>, fail: Option<fn(Error) -> R>, result: R) -> R {
     if let Some(value) = result.value() {
         if let Err(error) = cache.store_async(key, value).await {
             if let Some(failure) = failed(cache, error, fail) {
                 return failure;
             }
         }
-        leader.share(value);
     }
     result
 }

@@ -21,8 +21,8 @@ pub struct ArgInfo {
     pub type_name: fn() -> &'static str,
     /// The encodings the type supports.
     pub caps: fn() -> ArgCaps,
-    /// Request state (`web::Data<T>`, `web::ReqData<T>`, `HttpRequest`): left out of the key
-    /// unless an encoder entry names its type.
+    /// Request state by its written name (`Data<T>`, `HttpRequest`): left out of the key when
+    /// it is actix-web's, unless an encoder entry names its type.
     pub state: bool,
 }
 
@@ -190,7 +190,8 @@ fn arg_encoding(info: &BindingInfo, arg: &ArgInfo, cache: &Cache) -> Result<ArgE
         s.join(", ")
     };
     let Some((name, matched)) = configured else {
-        return if arg.state {
+        // Only actix-web's: a type of another crate named `Data` is keyed like any other.
+        return if arg.state && type_name.starts_with("actix_web::") {
             Ok(ArgEncoding::Skip)
         } else if caps.serde {
             Ok(ArgEncoding::Serde)
@@ -201,8 +202,8 @@ fn arg_encoding(info: &BindingInfo, arg: &ArgInfo, cache: &Cache) -> Result<ArgE
                     "`{type_name}` does not implement serde::Serialize, so it needs an encoder: add \
                      [caches.{}.encoders] \"{type_name}\" = one of {supported} (or a #[cachex::encoder] for it), \
                      or leave the argument out of the key with a leading `_` or #[cached(skip = \"{}\")] \
-                     (actix extractors need none of these: web::Path<T>, web::Query<T>, web::Json<T> and web::Form<T> \
-                     are keyed by their T, and web::Data<T>, web::ReqData<T> and HttpRequest are left out of the key)",
+                     (actix extractors need none of these: web::Path<T>, web::Query<T>, web::Json<T>, web::Form<T> and web::ReqData<T> \
+                     are keyed by their T, and web::Data<T> and HttpRequest are left out of the key)",
                     cache.settings.name, arg.name
                 ),
             ))

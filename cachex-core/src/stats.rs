@@ -25,7 +25,8 @@ pub struct Stats {
     /// Computations of a key that held a stale value: background and inline refreshes, and
     /// the computations that `stale_if_error` stands behind.
     pub refreshes: u64,
-    /// Refreshes that produced nothing to store (an `Err`, a `None`, a panic, a failed store).
+    /// Refreshes that left the stale value in place: an `Err`, a `None`, a panic (and, in
+    /// the background, a store that failed).
     pub refresh_failures: u64,
     /// Background refreshes not started because the refresh pool was full (the stale value was
     /// served; a later call starts the refresh).

@@ -383,10 +383,8 @@ fn generate(
             }
         })
         .collect();
-    let owned = !receiver
-        && function.sig.generics.lifetimes().next().is_none()
-        && is_owned(ret)
-        && args.iter().all(|a| is_owned(&a.ty));
+    // The return type does not matter: a closure or an async block outlives what it captures.
+    let owned = !receiver && function.sig.generics.lifetimes().next().is_none() && args.iter().all(|a| is_owned(&a.ty));
     let detach = if owned {
         let method = if is_async {
             quote_spanned!(ret.span()=> detach_async)

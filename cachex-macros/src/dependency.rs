@@ -7,7 +7,7 @@
 //! function.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
@@ -57,10 +57,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                  (web::Path<T>, web::Query<T>, web::Data<T>, another dependency), not references",
             ));
         }
-        match describe(&arg.pat, &arg.ty) {
-            Ok(groups) => described.extend(groups),
-            Err(error) => errors.push(error),
-        }
+        described.extend(describe(&arg.pat, &arg.ty));
         types.push((*arg.ty).clone());
     }
     if types.len() > TUPLE * TUPLE {
@@ -134,58 +131,61 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// The OpenAPI parameters an argument contributes, as expressions of the `openapi` probes (see
 /// `cachex_actix::__private::openapi`): a `web::Path<T>` names its parameters after the
-/// argument (`dataset: web::Path<DataSet>` is the route's `{dataset}`; a tuple of segments
-/// takes a tuple pattern, `web::Path((owner, repo)): web::Path<(String, u32)>`), a
-/// `web::Query<Q>` gives `Q`'s, any other argument its own when it is a dependency.
-fn describe(pat: &Pat, ty: &Type) -> syn::Result<Vec<TokenStream>> {
+/// argument (`dataset: web::Path<DataSet>` is the route's `{dataset}`; `web::Path(id)` names it
+/// `id`; a tuple of segments takes a tuple pattern, `web::Path((owner, repo)): web::Path<(String,
+/// u32)>`), a `web::Query<Q>` gives `Q`'s, any other argument its own when it is a dependency.
+/// A path it cannot name is a `compile_error!` among the expressions: reported with the
+/// feature `openapi` only (without it, the expressions are dropped).
+fn describe(pat: &Pat, ty: &Type) -> Vec<TokenStream> {
     let probe = |ty: &Type| quote!((&&::cachex::actix::__private::openapi::Probe::<#ty>::new()));
     let (wrapper, inner) = match last_segment(ty) {
         Some((wrapper, Some(inner))) if wrapper == "Path" || wrapper == "Query" => (wrapper, inner),
         _ => {
             let probe = probe(ty);
-            return Ok(vec![quote!(#probe.nested_params())]);
+            return vec![quote!(#probe.nested_params())];
         }
     };
     if wrapper == "Query" {
         let probe = probe(inner);
-        return Ok(vec![quote!(#probe.query_params())]);
+        return vec![quote!(#probe.query_params())];
     }
     let segment = |pat: &Pat| match pat {
-        Pat::Ident(ident) => Some(ident.ident.unraw().to_string().trim_start_matches('_').to_owned()),
+        Pat::Ident(ident) => {
+            Some(ident.ident.unraw().to_string().trim_start_matches('_').to_owned()).filter(|name| !name.is_empty())
+        }
         _ => None,
     };
-    match (pat, inner) {
-        (Pat::TupleStruct(outer), Type::Tuple(elements)) => {
-            let names = match outer.elems.first() {
-                Some(Pat::Tuple(tuple)) if outer.elems.len() == 1 => {
-                    tuple.elems.iter().map(segment).collect::<Option<Vec<_>>>()
-                }
-                _ => None,
-            };
-            match names {
-                Some(names) if names.len() == elements.elems.len() => Ok(names
-                    .iter()
-                    .zip(&elements.elems)
-                    .map(|(name, ty)| {
-                        let probe = probe(ty);
-                        quote!(#probe.path_params(&[#name]))
-                    })
-                    .collect()),
-                _ => Err(syn::Error::new(
-                    pat.span(),
-                    "name each path segment: web::Path((a, b)): web::Path<(A, B)>",
-                )),
-            }
+    // `web::Path(inner)`: the pattern inside the extractor's.
+    let inside = match pat {
+        Pat::TupleStruct(outer) if outer.elems.len() == 1 => outer.elems.first(),
+        _ => None,
+    };
+    let names: Option<Vec<String>> = match (inside, inner) {
+        (Some(Pat::Tuple(tuple)), Type::Tuple(elements)) if tuple.elems.len() == elements.elems.len() => {
+            tuple.elems.iter().map(segment).collect()
         }
-        (_, Type::Tuple(_)) => Err(syn::Error::new(
-            pat.span(),
-            "a path of several segments is described by their names: destructure it, \
-             web::Path((a, b)): web::Path<(A, B)>, or use a struct deriving utoipa::IntoParams",
-        )),
-        (pat, inner) => {
-            let probe = probe(inner);
-            let name = segment(pat).unwrap_or_default();
-            Ok(vec![quote!(#probe.path_params(&[#name]))])
+        (_, Type::Tuple(_)) => None,
+        (Some(inside), _) => segment(inside).map(|name| vec![name]),
+        (None, _) => segment(pat).map(|name| vec![name]),
+    };
+    let types: Vec<&Type> = match inner {
+        Type::Tuple(elements) => elements.elems.iter().collect(),
+        single => vec![single],
+    };
+    match names {
+        Some(names) => names
+            .iter()
+            .zip(types)
+            .map(|(name, ty)| {
+                let probe = probe(ty);
+                quote!(#probe.path_params(&[#name]))
+            })
+            .collect(),
+        None => {
+            let message = "the OpenAPI description names a path parameter after its argument: name it \
+                           (`id: web::Path<u32>`), or destructure a path of several segments \
+                           (`web::Path((owner, repo)): web::Path<(String, u32)>`), or use a struct deriving utoipa::IntoParams";
+            vec![quote_spanned!(pat.span()=> ::std::compile_error!(#message))]
         }
     }
 }

@@ -118,20 +118,20 @@ pub fn last_segment(ty: &Type) -> Option<(String, Option<&Type>)> {
 }
 
 /// The `T` of an extractor that derefs to the request data it carries, keyed as that data:
-/// `web::Path<T>`, `web::Query<T>`, `web::Json<T>`, `web::Form<T>` (by the name of the last
-/// path segment, as actix-web and axum name them).
+/// `web::Path<T>`, `web::Query<T>`, `web::Json<T>`, `web::Form<T>`, `web::ReqData<T>` (by the
+/// name of the last path segment, as actix-web and axum name them).
 pub fn extracted(ty: &Type) -> Option<&Type> {
     match last_segment(ty)? {
-        (name, Some(inner)) if matches!(name.as_str(), "Path" | "Query" | "Json" | "Form") => Some(inner),
+        (name, Some(inner)) if matches!(name.as_str(), "Path" | "Query" | "Json" | "Form" | "ReqData") => Some(inner),
         _ => None,
     }
 }
 
-/// Whether a type is request state, left out of keys by default: `web::Data<T>`,
-/// `web::ReqData<T>`, `HttpRequest`.
+/// Whether a type is named like request state, left out of keys by default when it is
+/// actix-web's (checked at init by its full name): `web::Data<T>`, `HttpRequest`.
 pub fn is_request_state(ty: &Type) -> bool {
     match last_segment(ty) {
-        Some((name, Some(_))) => matches!(name.as_str(), "Data" | "ReqData"),
+        Some((name, Some(_))) => name == "Data",
         Some((name, None)) => name == "HttpRequest",
         None => false,
     }
@@ -168,6 +168,7 @@ mod tests {
             ("actix_web::web::Query<Filter>", "Filter"),
             ("Json<HashMap<String, u8>>", "HashMap<String, u8>"),
             ("web::Form<(u8, String)>", "(u8, String)"),
+            ("web::ReqData<User>", "User"),
         ] {
             let found = extracted(&ty(wrapper)).map(|t| quote::quote!(#t).to_string());
             let expected = ty(inner);
@@ -178,7 +179,7 @@ mod tests {
             extracted(&ty("Path")).is_none(),
             "std::path::Path takes no type argument"
         );
-        for state in ["web::Data<Db>", "ReqData<User>", "actix_web::HttpRequest"] {
+        for state in ["web::Data<Db>", "actix_web::HttpRequest"] {
             assert!(is_request_state(&ty(state)), "{state}");
         }
         assert!(!is_request_state(&ty("Database")) && !is_request_state(&ty("Data")));

@@ -160,3 +160,25 @@ async fn a_hash_map_query_is_keyed_independently_of_its_order() {
         "equal maps built in other orders, in other workers, are one key"
     );
 }
+
+/// A type of the application's own named `Data`: keyed like any other argument.
+mod own {
+    #[derive(serde::Serialize)]
+    pub struct Data<T>(pub T);
+}
+
+#[cachex::cached(name = "search")]
+fn own_data(data: own::Data<u32>) -> u32 {
+    data.0
+}
+
+#[test]
+fn a_type_of_another_crate_named_data_is_part_of_the_key() {
+    LazyLock::force(&INIT);
+    assert_eq!(own_data(own::Data(1)), 1);
+    assert_eq!(
+        own_data(own::Data(2)),
+        2,
+        "not left out of the key like actix-web's Data"
+    );
+}
