@@ -3,12 +3,13 @@
 //! are keyed by their `T`, `web::Data<T>` is left out of the key, and a `HashMap` query is
 //! keyed independently of its order.
 
+mod support;
+
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use cachex::{CacheConfig, Config};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -66,24 +67,12 @@ async fn search_handler(params: web::Query<HashMap<String, String>>) -> String {
 /// An app with its own `Db`, on a free port with two workers; returns its base URL.
 fn start(db: &'static str) -> String {
     LazyLock::force(&INIT);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            HttpServer::new(move || {
-                App::new()
-                    .app_data(web::Data::new(Db { name: db.to_owned() }))
-                    .route("/users/{id}", web::get().to(user))
-                    .route("/search", web::get().to(search_handler))
-            })
-            .workers(2)
-            .listen(listener)
-            .unwrap()
-            .run()
-            .await
-        })
-    });
-    base
+    support::start(move |config, _| {
+        config
+            .app_data(web::Data::new(Db { name: db.to_owned() }))
+            .route("/users/{id}", web::get().to(user))
+            .route("/search", web::get().to(search_handler));
+    })
 }
 
 static INIT: LazyLock<()> = LazyLock::new(|| {

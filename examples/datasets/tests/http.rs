@@ -6,39 +6,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
-use cachex_example_datasets::{configure, downloads, DataSet, Record, Source};
+mod support;
 
-/// Starts an app on a free port with two workers, on its own thread; returns its base URL.
-fn start(app: impl Fn(&mut web::ServiceConfig, String) + Send + Clone + 'static) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let url = base.clone();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            HttpServer::new(move || {
-                let app = app.clone();
-                let url = url.clone();
-                App::new().configure(move |config| app(config, url))
-            })
-            .workers(2)
-            .listen(listener)
-            .unwrap()
-            .run()
-            .await
-        })
-    });
-    base
-}
+use actix_web::{web, HttpResponse, ResponseError};
+use cachex_example_datasets::{configure, downloads, DataSet, Record, Source};
+use support::{init_service, start};
 
 /// The service itself, plus test routes for the plugin.
 static SERVICE: LazyLock<String> = LazyLock::new(|| {
-    // Build the singletons before the server starts (on a thread of its own: tests call this
-    // from inside their runtimes).
-    std::thread::spawn(|| actix_web::rt::System::new().block_on(cachex::actix::init()))
-        .join()
-        .unwrap()
-        .unwrap();
+    // Build the singletons before the server starts.
+    init_service();
     start(|config, base| {
         configure(config, Source::Local(format!("{base}/files")));
         config

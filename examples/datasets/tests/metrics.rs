@@ -2,35 +2,11 @@
 //! touches its `datasets` cache): Prometheus text whose hit counter grows by one per cached
 //! request, equal to what `/cachex/stats` reports.
 
-use std::net::TcpListener;
+mod support;
+
 use std::time::Duration;
 
-use actix_web::{App, HttpServer};
 use cachex_example_datasets::{configure, Source};
-
-fn start() -> String {
-    std::thread::spawn(|| actix_web::rt::System::new().block_on(cachex::actix::init()))
-        .join()
-        .unwrap()
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let files = format!("{base}/files");
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            HttpServer::new(move || {
-                let files = files.clone();
-                App::new().configure(move |config| configure(config, Source::Local(files)))
-            })
-            .workers(2)
-            .listen(listener)
-            .unwrap()
-            .run()
-            .await
-        })
-    });
-    base
-}
 
 async fn text(url: String) -> String {
     let client = reqwest::Client::builder()
@@ -58,7 +34,8 @@ fn gets(metrics: &str, result: &str) -> u64 {
 
 #[tokio::test]
 async fn metrics_count_one_hit_per_cached_request_and_agree_with_the_stats_endpoint() {
-    let base = start();
+    support::init_service();
+    let base = support::start(|config, base| configure(config, Source::Local(format!("{base}/files"))));
     text(format!("{base}/datasets/uber1")).await; // the miss that downloads
     let before = gets(&text(format!("{base}/metrics")).await, "hit");
     for round in 1..=3 {
