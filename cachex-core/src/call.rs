@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::flight::{Joined, Leader, Waited};
 use crate::key::{ArgEncoding, CallKey, KeyBuilder};
 use crate::output::Output;
-use crate::refresh::{catch_unwind_async, AsyncJob, Detached, Job, Pool};
+use crate::refresh::{catch_unwind_async, AsyncJob, AsyncRefresh, Detached, Job, Pool};
 use crate::registry::Binding;
 use crate::stale::{Found, Stale};
 
@@ -450,9 +450,17 @@ where
     };
     match detached {
         Ok((runtime, job)) => {
-            let owned = key.clone();
-            let on = runtime.clone();
-            runtime.spawn_blocking(move || on.block_on(refresh_async_in_background(cache, &owned, leader, job)));
+            match AsyncRefresh::start() {
+                Some(running) => {
+                    let owned = key.clone();
+                    let on = runtime.clone();
+                    runtime.spawn_blocking(move || {
+                        on.block_on(refresh_async_in_background(cache, &owned, leader, job));
+                        drop(running);
+                    });
+                }
+                None => cache.refresh_skipped(key),
+            }
             R::from_value(cache.served_stale(key, stale.value, "stale_while_revalidate"))
         }
         Err((args, compute)) => lead_async(cache, key, fail, leader, Some(stale), args, compute).await,

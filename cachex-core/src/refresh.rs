@@ -194,6 +194,35 @@ fn work(receiver: &Mutex<Receiver<Task>>) {
     }
 }
 
+/// The background refreshes of async functions that may run at once in the process (each
+/// holds a blocking thread of its runtime while it runs); beyond, a refresh is skipped and
+/// counted, as when the pool of blocking functions is full.
+pub(crate) const ASYNC_REFRESHES: usize = POOL_THREADS + POOL_QUEUE;
+
+/// One running background refresh of an async function, counted until dropped.
+pub(crate) struct AsyncRefresh(());
+
+static RUNNING_ASYNC: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl AsyncRefresh {
+    /// A place for one more async refresh; `None` when [`ASYNC_REFRESHES`] are running.
+    pub(crate) fn start() -> Option<AsyncRefresh> {
+        use std::sync::atomic::Ordering;
+        RUNNING_ASYNC
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                (running < ASYNC_REFRESHES).then_some(running + 1)
+            })
+            .ok()
+            .map(|_| AsyncRefresh(()))
+    }
+}
+
+impl Drop for AsyncRefresh {
+    fn drop(&mut self) {
+        RUNNING_ASYNC.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Runs `future`, catching a panic of one of its polls.
 pub(crate) async fn catch_unwind_async<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
     let mut future = pin!(future);
@@ -234,6 +263,17 @@ mod tests {
         };
         assert!(submitted);
         assert_eq!(finished.recv().unwrap(), 7);
+    }
+
+    #[test]
+    fn async_refreshes_are_bounded() {
+        // Other tests of this binary start none: the count is this test's.
+        let running: Vec<AsyncRefresh> = std::iter::from_fn(AsyncRefresh::start)
+            .take(ASYNC_REFRESHES + 1)
+            .collect();
+        assert_eq!(running.len(), ASYNC_REFRESHES);
+        drop(running);
+        assert!(AsyncRefresh::start().is_some(), "each place is given back");
     }
 
     #[test]
