@@ -1,8 +1,8 @@
 //! The in-process backend: typed values in `quick_cache` (S3-FIFO eviction), bounded by
-//! entries and/or bytes, the cache's TTL carried in each entry. No serialization on the hot
-//! path: a hit hashes the call's in-process key (a few bytes, foldhash), finds the entry under
-//! its shard's read lock, compares the key whole, and clones the value out while still under
-//! that lock.
+//! entries and/or bytes, the cache's TTL and stale window carried in each entry. No
+//! serialization on the hot path: a hit hashes the call's in-process key (a few bytes, read
+//! byte by byte), finds the entry under its shard's read lock, compares the key whole, and
+//! clones the value out while still under that lock.
 //!
 //! A hit writes no memory that another thread's hit writes: each shard's lock is a
 //! `ShardedLock` (one reader lock per thread slot, on its own cache line), and values are lent
@@ -21,7 +21,7 @@ use std::sync::{OnceLock, PoisonError};
 use std::time::Duration;
 
 use crossbeam_utils::sync::ShardedLock;
-use quick_cache::{DefaultHashBuilder, Equivalent};
+use quick_cache::Equivalent;
 
 use crate::clock;
 use crate::key::LocalKey;
@@ -102,12 +102,26 @@ impl quick_cache::Lifecycle<StoredKey, Entry> for Outgoing {
     }
 }
 
-/// The hash of an in-process key: foldhash with one random seed per process. A lookup
+/// The hash of an in-process key: FNV-1a over its bytes from a random basis per process, then
+/// MurmurHash3's 64-bit finaliser (so every bit of the hash depends on every byte: the shard
+/// is picked with the middle bits, the table probes with the low and the top ones). A lookup
 /// computes it once and uses it both to pick the shard and to probe the shard's table.
+///
+/// Byte by byte, on purpose: the key was written a moment ago in pieces of 1 to 16 bytes, and
+/// a hasher reading it in words (foldhash) waited for those stores at every word; a memory hit
+/// went from about 64 ns to 39 ns on the project's host with this (see the memory bench).
 #[inline]
 fn key_hash(key: &[u8]) -> u64 {
-    static HASHER: OnceLock<DefaultHashBuilder> = OnceLock::new();
-    HASHER.get_or_init(DefaultHashBuilder::default).hash_one(key)
+    static BASIS: OnceLock<u64> = OnceLock::new();
+    let basis = *BASIS.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64));
+    let mut hash = key.iter().fold(basis, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
 }
 
 /// A key as the store keeps it; it hashes to its [`key_hash`] (recomputed only when the
@@ -408,6 +422,30 @@ mod tests {
         assert_eq!(store.get::<String>(&key(2)), None);
         store.remove(&key(1));
         assert_eq!(store.get::<String>(&key(1)), None);
+    }
+
+    #[test]
+    fn short_keys_spread_over_the_shards_and_the_table() {
+        // The keys of `fn(u64)` calls 0..1024: a local id, the serde tag, a varint.
+        let keys: Vec<Vec<u8>> = (0..1024u32)
+            .map(|n| {
+                let mut key = vec![1, 0, 0, 0, b's'];
+                match n {
+                    0..=250 => key.push(n as u8),
+                    _ => key.extend([251, n as u8, (n >> 8) as u8]),
+                }
+                key
+            })
+            .collect();
+        let mut shards = [0u32; 8];
+        let mut low = std::collections::HashSet::new();
+        for key in &keys {
+            let hash = key_hash(key);
+            shards[(hash.rotate_right(32) as usize) & 7] += 1;
+            low.insert(hash & 0xfff);
+        }
+        assert!(shards.iter().all(|&n| (64..=192).contains(&n)), "shards {shards:?}");
+        assert!(low.len() > 800, "{} distinct low 12 bits of 1024", low.len());
     }
 
     #[test]
