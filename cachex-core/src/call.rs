@@ -101,13 +101,25 @@ fn compute_once<K, R: Output<K>, A, F: FnOnce(A) -> R>(
             Joined::Waiter(waiter) => match waiter.wait::<R::Value>(cache.settings.lock_timeout) {
                 Waited::Value(value) => return R::from_value(value),
                 Waited::TimedOut => return compute_alone(cache, key, fail, stale, args, compute),
-                Waited::Nothing => match (cache.lookup::<R::Value>(key, true), stale.take()) {
-                    (Ok(Found::Fresh(value)), _) => return R::from_value(value),
-                    // The leader's computation failed: the stale value stands in for it.
-                    (_, Some(stale)) => return R::from_value(cache.served_stale(key, stale.value, "stale_if_error")),
-                    (Ok(Found::Stale(_) | Found::Miss), None) => continue,
-                    (Err(error), None) => return failed(cache, error, fail).unwrap_or_else(|| compute(args)),
-                },
+                Waited::Nothing {
+                    failed: computation_failed,
+                } => {
+                    match cache.lookup::<R::Value>(key, true) {
+                        Ok(Found::Fresh(value)) => return R::from_value(value),
+                        Ok(Found::Stale(found)) => stale = Some(found),
+                        Ok(Found::Miss) => {}
+                        Err(error) if stale.is_none() => {
+                            return failed(cache, error, fail).unwrap_or_else(|| compute(args))
+                        }
+                        Err(_) => {}
+                    }
+                    // The leader's computation failed: the stale value stands in for it. (A
+                    // leader that did not compute leaves the key to the next one.)
+                    if let Some(stale) = stale.take_if(|_| computation_failed) {
+                        return R::from_value(cache.served_stale(key, stale.value, "after a failed computation"));
+                    }
+                    continue;
+                }
             },
         };
         // A leader that finished between the lookup and the join has stored the value.
@@ -128,7 +140,7 @@ fn lead<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     args: A,
     compute: F,
 ) -> R {
-    let load = cache.load();
+    let load = begin(cache, &stale);
     let outcome = match &stale {
         None => Ok(compute(args)),
         Some(_) => catch_unwind(AssertUnwindSafe(|| compute(args))),
@@ -136,13 +148,25 @@ fn lead<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     match settle(cache, key, load, stale, outcome) {
         Ok(result) => {
             let result = store(cache, key, fail, result);
-            if let Some(value) = result.value() {
-                leader.share(value);
+            match result.value() {
+                Some(value) => leader.share(value),
+                None => leader.fail(),
             }
             result
         }
-        Err(stale) => stale,
+        Err(stale) => {
+            leader.fail();
+            stale
+        }
     }
+}
+
+/// Starts a computation to cache: counted as a load, and over a stale value as a refresh.
+fn begin<'c, V>(cache: &'c Cache, stale: &Option<Stale<V>>) -> Load<'c> {
+    if stale.is_some() {
+        cache.counters.refresh();
+    }
+    cache.load()
 }
 
 /// Counts a computation (a load; over a stale value, a refresh) and says what the call does
@@ -157,9 +181,6 @@ fn settle<K, R: Output<K>>(
     stale: Option<Stale<R::Value>>,
     outcome: std::thread::Result<R>,
 ) -> Result<R, R> {
-    if stale.is_some() {
-        cache.counters.refresh();
-    }
     let (stale, why) = match (outcome, stale) {
         (Ok(result), None) => {
             load.finish(result.value().is_some());
@@ -178,7 +199,11 @@ fn settle<K, R: Output<K>>(
     };
     load.finish(false);
     cache.refresh_failed(key, why);
-    Err(R::from_value(cache.served_stale(key, stale.value, "stale_if_error")))
+    Err(R::from_value(cache.served_stale(
+        key,
+        stale.value,
+        "after a failed computation",
+    )))
 }
 
 /// Stores a computed value, blocking on the backend (under `on_error = "fail"`, a failed
@@ -205,7 +230,7 @@ fn compute_alone<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     compute: F,
 ) -> R {
     warn_lock_timeout(cache);
-    let load = cache.load();
+    let load = begin(cache, &stale);
     let outcome = match &stale {
         None => Ok(compute(args)),
         Some(_) => catch_unwind(AssertUnwindSafe(|| compute(args))),
@@ -274,15 +299,34 @@ fn refresh_in_background<V: CacheValue>(cache: &Cache, key: &CallKey<'_>, mut le
     let load = cache.load();
     // A panic drops `load` unfinished: a failed load.
     let Ok(value) = catch_unwind(AssertUnwindSafe(job)) else {
+        leader.fail();
         return cache.refresh_failed(key, "panicked");
     };
     load.finish(value.is_some());
+    let stored = value.as_ref().map(|value| cache.store(key, value));
+    refreshed(cache, key, &mut leader, value, stored);
+}
+
+/// What a background refresh computed: stored and handed to the waiters (also when the store
+/// failed: the value is good), or a failure the waiters learn of.
+fn refreshed<V: CacheValue>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    leader: &mut Leader<'_>,
+    value: Option<V>,
+    stored: Option<Result<(), Error>>,
+) {
     match value {
-        Some(value) => match cache.store(key, &value) {
-            Ok(()) => leader.share(&value),
-            Err(_) => cache.refresh_failed(key, "could not store its value"),
-        },
-        None => cache.refresh_failed(key, "returned no value to cache (an Err or a None)"),
+        Some(value) => {
+            if matches!(stored, Some(Err(_))) {
+                cache.refresh_failed(key, "could not store its value");
+            }
+            leader.share(&value);
+        }
+        None => {
+            leader.fail();
+            cache.refresh_failed(key, "returned no value to cache (an Err or a None)");
+        }
     }
 }
 
@@ -340,20 +384,29 @@ where
             Joined::Reentered => return compute(args).await,
             Joined::Waiter(waiter) => match waiter.wait_async::<R::Value>(cache.settings.lock_timeout).await {
                 Waited::Value(value) => return R::from_value(value),
-                Waited::Nothing => match (cache.lookup_async::<R::Value>(key, true).await, stale.take()) {
-                    (Ok(Found::Fresh(value)), _) => return R::from_value(value),
-                    (_, Some(stale)) => return R::from_value(cache.served_stale(key, stale.value, "stale_if_error")),
-                    (Ok(Found::Stale(_) | Found::Miss), None) => continue,
-                    (Err(error), None) => {
-                        return match failed(cache, error, fail) {
-                            Some(failure) => failure,
-                            None => compute(args).await,
+                Waited::Nothing {
+                    failed: computation_failed,
+                } => {
+                    match cache.lookup_async::<R::Value>(key, true).await {
+                        Ok(Found::Fresh(value)) => return R::from_value(value),
+                        Ok(Found::Stale(found)) => stale = Some(found),
+                        Ok(Found::Miss) => {}
+                        Err(error) if stale.is_none() => {
+                            return match failed(cache, error, fail) {
+                                Some(failure) => failure,
+                                None => compute(args).await,
+                            }
                         }
+                        Err(_) => {}
                     }
-                },
+                    if let Some(stale) = stale.take_if(|_| computation_failed) {
+                        return R::from_value(cache.served_stale(key, stale.value, "after a failed computation"));
+                    }
+                    continue;
+                }
                 Waited::TimedOut => {
                     warn_lock_timeout(cache);
-                    let load = cache.load();
+                    let load = begin(cache, &stale);
                     let outcome = match &stale {
                         None => Ok(compute(args).await),
                         Some(_) => catch_unwind_async(compute(args)).await,
@@ -387,7 +440,7 @@ where
     F: FnOnce(A) -> Fut,
     Fut: Future<Output = R>,
 {
-    let load = cache.load();
+    let load = begin(cache, &stale);
     let outcome = match &stale {
         None => Ok(leader.scope(compute(args)).await),
         Some(_) => catch_unwind_async(leader.scope(compute(args))).await,
@@ -395,12 +448,16 @@ where
     match settle(cache, key, load, stale, outcome) {
         Ok(result) => {
             let result = store_async(cache, key, fail, result).await;
-            if let Some(value) = result.value() {
-                leader.share(value);
+            match result.value() {
+                Some(value) => leader.share(value),
+                None => leader.fail(),
             }
             result
         }
-        Err(stale) => stale,
+        Err(stale) => {
+            leader.fail();
+            stale
+        }
     }
 }
 
@@ -477,16 +534,15 @@ async fn refresh_async_in_background<V: CacheValue>(
     cache.counters.refresh();
     let load = cache.load();
     let Ok(value) = catch_unwind_async(leader.scope(async move { job().await })).await else {
+        leader.fail();
         return cache.refresh_failed(key, "panicked");
     };
     load.finish(value.is_some());
-    match value {
-        Some(value) => match cache.store_async(key, &value).await {
-            Ok(()) => leader.share(&value),
-            Err(_) => cache.refresh_failed(key, "could not store its value"),
-        },
-        None => cache.refresh_failed(key, "returned no value to cache (an Err or a None)"),
-    }
+    let stored = match &value {
+        Some(value) => Some(cache.store_async(key, value).await),
+        None => None,
+    };
+    refreshed(cache, key, &mut leader, value, stored);
 }
 
 /// Removes the entry of one call (the `<fn>_invalidate` companion of a cached function).

@@ -38,10 +38,20 @@ pub(crate) struct Flights {
 
 #[derive(Default)]
 pub(crate) struct Slot {
-    /// `None` while the leader runs; `Some(result)` once it finished (`result` is `None` when
-    /// it produced nothing to share: an error, a panic, a cancelled future).
-    outcome: Mutex<Option<Option<Shared>>>,
+    /// `None` while the leader runs; what it left once it finished.
+    outcome: Mutex<Option<Outcome>>,
     done: Event,
+}
+
+/// What a leader left.
+enum Outcome {
+    /// Its value.
+    Shared(Shared),
+    /// Its computation failed (an `Err`, a `None`, a panic it caught).
+    Failed,
+    /// It ended without computing (a cancelled future, a refresh that was not started, a
+    /// panic going on unwinding).
+    Abandoned,
 }
 
 pub(crate) enum Joined<'a> {
@@ -55,8 +65,12 @@ pub(crate) enum Joined<'a> {
 pub(crate) enum Waited<V> {
     /// The leader's value.
     Value(V),
-    /// The leader finished without a value to share (an error, a panic, a cancelled future).
-    Nothing,
+    /// The leader finished without a value to share: `failed` when its computation failed,
+    /// else it ended without computing.
+    Nothing {
+        /// The computation ran and failed.
+        failed: bool,
+    },
     /// The leader did not finish within the lock timeout.
     TimedOut,
 }
@@ -117,6 +131,7 @@ impl Flights {
             key,
             slot,
             shared: None,
+            failed: false,
         })
     }
 }
@@ -127,9 +142,15 @@ pub(crate) struct Leader<'a> {
     key: LocalKey,
     slot: Arc<Slot>,
     shared: Option<Shared>,
+    failed: bool,
 }
 
 impl Leader<'_> {
+    /// Tells the waiters, when this leader is dropped, that its computation failed.
+    pub(crate) fn fail(&mut self) {
+        self.failed = true;
+    }
+
     /// Hands `value` to the waiters when this leader is dropped.
     pub(crate) fn share<V: Clone + Send + Sync + 'static>(&mut self, value: &V) {
         self.shared = Some(Arc::new(value.clone()));
@@ -167,7 +188,12 @@ impl Drop for Leader<'_> {
                 slots.remove(&*self.key);
             }
         }
-        *self.slot.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.shared.take());
+        let outcome = match self.shared.take() {
+            Some(shared) => Outcome::Shared(shared),
+            None if self.failed => Outcome::Failed,
+            None => Outcome::Abandoned,
+        };
+        *self.slot.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
         self.slot.done.notify(usize::MAX);
     }
 }
@@ -182,12 +208,14 @@ impl Waiter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map(
-                |shared| match shared.as_ref().and_then(|v| v.downcast_ref::<V>().cloned()) {
+            .map(|outcome| match outcome {
+                Outcome::Shared(shared) => match shared.downcast_ref::<V>().cloned() {
                     Some(value) => Waited::Value(value),
-                    None => Waited::Nothing,
+                    None => Waited::Nothing { failed: false },
                 },
-            )
+                Outcome::Failed => Waited::Nothing { failed: true },
+                Outcome::Abandoned => Waited::Nothing { failed: false },
+            })
     }
 
     /// Blocks until the leader is done, or `limit` has passed.
