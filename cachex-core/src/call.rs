@@ -101,24 +101,15 @@ fn compute_once<K, R: Output<K>, A, F: FnOnce(A) -> R>(
             Joined::Waiter(waiter) => match waiter.wait::<R::Value>(cache.settings.lock_timeout) {
                 Waited::Value(value) => return R::from_value(value),
                 Waited::TimedOut => return compute_alone(cache, key, fail, stale, args, compute),
-                Waited::Nothing {
-                    failed: computation_failed,
-                } => {
-                    match cache.lookup::<R::Value>(key, true) {
-                        Ok(Found::Fresh(value)) => return R::from_value(value),
-                        Ok(Found::Stale(found)) => stale = Some(found),
-                        Ok(Found::Miss) => {}
-                        Err(error) if stale.is_none() => {
+                Waited::Nothing { failed: leader_failed } => {
+                    let found = cache.lookup::<R::Value>(key, true);
+                    match after_leader(cache, key, found, &mut stale, leader_failed) {
+                        AfterLeader::Value(value) => return R::from_value(value),
+                        AfterLeader::Bypass(error) => {
                             return failed(cache, error, fail).unwrap_or_else(|| compute(args))
                         }
-                        Err(_) => {}
+                        AfterLeader::Again => continue,
                     }
-                    // The leader's computation failed: the stale value stands in for it. (A
-                    // leader that did not compute leaves the key to the next one.)
-                    if let Some(stale) = stale.take_if(|_| computation_failed) {
-                        return R::from_value(cache.served_stale(key, stale.value, "after a failed computation"));
-                    }
-                    continue;
                 }
             },
         };
@@ -127,6 +118,39 @@ fn compute_once<K, R: Output<K>, A, F: FnOnce(A) -> R>(
             return R::from_value(value);
         }
         return lead(cache, key, fail, leader, stale, args, compute);
+    }
+}
+
+/// What a waiter does when its leader ended without a value to share.
+enum AfterLeader<V> {
+    /// Return this value (fresh, or stale standing in for a failed computation).
+    Value(V),
+    /// The backend failed and there is no stale value: what `on_error` says.
+    Bypass(Error),
+    /// Join the key's flight again (lead it, or wait for the next leader).
+    Again,
+}
+
+/// Decides [`AfterLeader`] from the waiter's new lookup (`found`), keeping a stale value it
+/// finds in `stale`. When the leader's computation failed, the stale value stands in for it;
+/// a leader that did not compute (cancelled, never started) leaves the key to the next one.
+fn after_leader<V>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    found: Result<Found<V>, Error>,
+    stale: &mut Option<Stale<V>>,
+    leader_failed: bool,
+) -> AfterLeader<V> {
+    match found {
+        Ok(Found::Fresh(value)) => return AfterLeader::Value(value),
+        Ok(Found::Stale(found)) => *stale = Some(found),
+        Ok(Found::Miss) => {}
+        Err(error) if stale.is_none() => return AfterLeader::Bypass(error),
+        Err(_) => {}
+    }
+    match stale.take_if(|_| leader_failed) {
+        Some(stale) => AfterLeader::Value(cache.served_stale(key, stale.value, "after a failed computation")),
+        None => AfterLeader::Again,
     }
 }
 
@@ -384,25 +408,18 @@ where
             Joined::Reentered => return compute(args).await,
             Joined::Waiter(waiter) => match waiter.wait_async::<R::Value>(cache.settings.lock_timeout).await {
                 Waited::Value(value) => return R::from_value(value),
-                Waited::Nothing {
-                    failed: computation_failed,
-                } => {
-                    match cache.lookup_async::<R::Value>(key, true).await {
-                        Ok(Found::Fresh(value)) => return R::from_value(value),
-                        Ok(Found::Stale(found)) => stale = Some(found),
-                        Ok(Found::Miss) => {}
-                        Err(error) if stale.is_none() => {
+                Waited::Nothing { failed: leader_failed } => {
+                    let found = cache.lookup_async::<R::Value>(key, true).await;
+                    match after_leader(cache, key, found, &mut stale, leader_failed) {
+                        AfterLeader::Value(value) => return R::from_value(value),
+                        AfterLeader::Bypass(error) => {
                             return match failed(cache, error, fail) {
                                 Some(failure) => failure,
                                 None => compute(args).await,
                             }
                         }
-                        Err(_) => {}
+                        AfterLeader::Again => continue,
                     }
-                    if let Some(stale) = stale.take_if(|_| computation_failed) {
-                        return R::from_value(cache.served_stale(key, stale.value, "after a failed computation"));
-                    }
-                    continue;
                 }
                 Waited::TimedOut => {
                     warn_lock_timeout(cache);

@@ -7,7 +7,6 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
 
 use actix_web::web;
 use cachex::{CacheConfig, Config};
@@ -88,13 +87,7 @@ static APP_A: LazyLock<String> = LazyLock::new(|| start("a"));
 static APP_B: LazyLock<String> = LazyLock::new(|| start("b"));
 
 async fn get<T: serde::de::DeserializeOwned>(url: String) -> T {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let response = client.get(&url).send().await.unwrap();
-    assert_eq!(response.status(), 200, "{url}");
-    response.json().await.unwrap()
+    support::get_ok(&url).await.json().await.unwrap()
 }
 
 #[tokio::test]

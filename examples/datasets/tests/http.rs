@@ -10,7 +10,7 @@ mod support;
 
 use actix_web::{web, HttpResponse, ResponseError};
 use cachex_example_datasets::{configure, downloads, DataSet, Record, Source};
-use support::{init_service, start};
+use support::{client, init_service, start};
 
 /// The service itself, plus test routes for the plugin.
 static SERVICE: LazyLock<String> = LazyLock::new(|| {
@@ -23,13 +23,6 @@ static SERVICE: LazyLock<String> = LazyLock::new(|| {
             .route("/strict", web::get().to(strict));
     })
 });
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn the_same_json_twice_and_one_download() {
@@ -268,11 +261,8 @@ fn a_failed_or_panicking_build_is_not_kept_and_the_next_call_retries() {
 
 /// The parameters of an operation in the served OpenAPI document.
 async fn operation_parameters(base: &str, path: &str) -> Vec<serde_json::Value> {
-    let doc: serde_json::Value = client()
-        .get(format!("{base}/api-docs/openapi.json"))
-        .send()
+    let doc: serde_json::Value = support::get_ok(&format!("{base}/api-docs/openapi.json"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

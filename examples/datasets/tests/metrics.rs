@@ -4,18 +4,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use cachex_example_datasets::{configure, Source};
 
 async fn text(url: String) -> String {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let response = client.get(&url).send().await.unwrap();
-    assert_eq!(response.status(), 200, "{url}");
-    response.text().await.unwrap()
+    support::get_ok(&url).await.text().await.unwrap()
 }
 
 /// The value of `cache_gets_total` for the `datasets` cache and `result`.

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
@@ -35,4 +36,19 @@ pub fn init_service() {
         .join()
         .unwrap()
         .unwrap();
+}
+
+/// An HTTP client whose requests give up after 20 s (a server that hangs fails the test).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// GETs `url`, asserting a 200.
+pub async fn get_ok(url: &str) -> reqwest::Response {
+    let response = client().get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response
 }
