@@ -34,7 +34,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use cachex_config::{init, init_with, BackendKind, CacheConfig, Config};
+pub use cachex_config::{init, init_with, BackendKind, CacheConfig, Config, LocalConfig};
 pub use cachex_core::{
     cache, AsyncStorage, BoxError, BoxFuture, CacheHandle, CacheValue, Error, Key, KeyBuilder, OnError, Problem,
     Problems, Stats, Storage, StorageKey,

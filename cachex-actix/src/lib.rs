@@ -107,7 +107,7 @@ struct CacheStats {
 }
 
 /// A handler answering every cache's counters ([`Stats`](cachex_core::Stats)) as JSON:
-/// `{"datasets": {"backend": "memory", "hits": 1, "misses": 1, "errors": 0, "stores": 1,
+/// `{"datasets": {"backend": "memory", "hits": 1, "local_hits": 0, "shared_hits": 1, "misses": 1, "errors": 0, "stores": 1,
 /// "stale_served": 0, "refreshes": 0, "refresh_failures": 0, "refreshes_skipped": 0}}`.
 pub async fn stats() -> HttpResponse {
     let body: std::collections::BTreeMap<String, CacheStats> = cachex_core::caches()

@@ -10,9 +10,10 @@ use cachex_core::{
 
 use cachex_core::backend::{Kind, Spec, KINDS};
 use cachex_core::envelope::{SigningKeys, MIN_SIGNING_KEY_BYTES};
+use cachex_core::local::LocalSettings;
 
 use crate::load::{subject, Loaded};
-use crate::model::{BackendKind, CacheConfig, Secret};
+use crate::model::{BackendKind, CacheConfig, LocalConfig, Secret};
 
 /// The accepted range of `timeout`: 1 ms to 10 min.
 pub const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(600));
@@ -259,6 +260,47 @@ impl Checker<'_> {
         }
     }
 
+    /// Checks the `local` table of a cache whose backend is `backend`.
+    fn local(&mut self, base: &[&str], backend: BackendKind, local: &LocalConfig) {
+        let at = |key: &'static str| -> Vec<&str> {
+            let mut path = base.to_vec();
+            path.extend(["local", key]);
+            path
+        };
+        if backend == BackendKind::Memory {
+            let mut path = base.to_vec();
+            path.push("local");
+            self.report(
+                &path,
+                "a local tier puts process memory in front of a byte-storing backend (file, redis, mongodb, \
+                 memcached); a memory cache is in process memory already: leave `local` out"
+                    .into(),
+            );
+        }
+        match local.ttl {
+            None => self.report(
+                &at("ttl"),
+                "a local tier needs `ttl`, the longest a process answers from its memory (the bound on staleness \
+                 where invalidations do not reach), e.g. local = { max_entries = 10000, ttl = \"30s\" }"
+                    .into(),
+            ),
+            Some(ttl) if ttl.is_zero() => self.report(
+                &at("ttl"),
+                "`0s` is out of range for a local tier's `ttl`: from 1ms; leave `local` out for no local tier".into(),
+            ),
+            Some(ttl) => {
+                if let Some(message) = duration_problem("ttl", ttl) {
+                    self.report(&at("ttl"), message);
+                }
+            }
+        }
+        for (key, value) in [("max_entries", local.max_entries), ("max_bytes", local.max_bytes)] {
+            if value == Some(0) {
+                self.report(&at(key), "`0` is out of range: must be at least 1".into());
+            }
+        }
+    }
+
     /// Checks one cache's effective settings (or the defaults, at `base` = `["defaults"]`);
     /// `own` is what was set at `base` itself.
     fn settings(&mut self, base: &[&str], own: &CacheConfig, effective: &CacheConfig) {
@@ -328,6 +370,9 @@ impl Checker<'_> {
                 );
             }
         }
+        if let Some(local) = &own.local {
+            self.local(base, backend, local);
+        }
         if backend == BackendKind::File && effective.path.is_none() {
             self.report(
                 &at("path"),
@@ -384,6 +429,13 @@ pub fn check(loaded: &Loaded) -> Result<(), Error> {
         checker.report(
             &["defaults", "collection"],
             "a collection is per cache; set it under [caches.<name>]".into(),
+        );
+    }
+    if config.defaults.local.is_some() {
+        checker.report(
+            &["defaults", "local"],
+            "a local tier is per cache (and only in front of a byte-storing backend); set it under [caches.<name>]"
+                .into(),
         );
     }
     checker.signing_keys(&["defaults"], &config.defaults);
@@ -500,6 +552,13 @@ fn build_cache_in(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> 
         encoders: effective.encoders.clone(),
         signing: signing_keys(name, effective, origins)?,
         lock_timeout: effective.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
+        local: effective.local.and_then(|local| {
+            Some(LocalSettings {
+                max_entries: local.max_entries,
+                max_bytes: local.max_bytes,
+                ttl: local.ttl.filter(|ttl| !ttl.is_zero())?,
+            })
+        }),
     };
     let backend = effective.backend.unwrap_or(BackendKind::Memory);
     let Some(kind) = cachex_core::backend::kind(backend.name()) else {

@@ -21,7 +21,7 @@ pub use load::{
     config_file, env_provider, from_figment, from_toml_str, load, load_file, subject, Loaded, CONFIG_ENV, DEFAULT_FILE,
     ENV_PREFIX,
 };
-pub use model::{BackendKind, CacheConfig, Config, Secret};
+pub use model::{BackendKind, CacheConfig, Config, LocalConfig, Secret};
 
 use cachex_core::{registry, Error, Loader, Problems, Runtime};
 

@@ -187,6 +187,66 @@ pub struct CacheConfig {
     /// Keys still accepted on reads during a rotation (entries are then re-signed with
     /// `signing_key`).
     pub signing_key_fallbacks: Option<Vec<Secret>>,
+    /// A local tier: typed values in process memory in front of a byte-storing backend (set per
+    /// cache, never inherited from `[defaults]`).
+    pub local: Option<LocalConfig>,
+}
+
+/// The local tier of one cache: `local = { max_entries = 10000, ttl = "30s" }`. Hits are
+/// answered from process memory; on Redis every write and invalidation in any process drops
+/// the entry from every other process's tier; elsewhere `ttl` alone bounds how stale a local
+/// copy can be.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachex_config::{CacheConfig, LocalConfig};
+/// let cache = CacheConfig::redis("redis://127.0.0.1:6379/0")
+///     .local(LocalConfig::new(Duration::from_secs(30)).max_entries(10_000));
+/// assert_eq!(cache.local.unwrap().max_entries, Some(10_000));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    /// At most this many entries (10,000 when neither bound is set).
+    pub max_entries: Option<u64>,
+    /// At most this many bytes of values (their bincode size).
+    pub max_bytes: Option<u64>,
+    /// The longest a process answers from its tier (required): the bound on staleness
+    /// wherever invalidations do not reach.
+    #[serde(default, with = "humantime_serde")]
+    pub ttl: Option<Duration>,
+}
+
+impl LocalConfig {
+    /// A tier whose entries live at most `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        LocalConfig {
+            ttl: Some(ttl),
+            ..LocalConfig::default()
+        }
+    }
+
+    /// At most `max_entries` entries.
+    ///
+    /// ```
+    /// let local = cachex_config::LocalConfig::new(std::time::Duration::from_secs(5)).max_entries(100);
+    /// assert_eq!(local.max_entries, Some(100));
+    /// ```
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = Some(max_entries);
+        self
+    }
+
+    /// At most `max_bytes` bytes of values.
+    ///
+    /// ```
+    /// let local = cachex_config::LocalConfig::new(std::time::Duration::from_secs(5)).max_bytes(1 << 20);
+    /// assert_eq!(local.max_bytes, Some(1 << 20));
+    /// ```
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = Some(max_bytes);
+        self
+    }
 }
 
 impl CacheConfig {
@@ -242,6 +302,19 @@ impl CacheConfig {
     /// ```
     pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
         self.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// Puts a local tier in front of the cache's backend.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachex_config::{CacheConfig, LocalConfig};
+    /// let cache = CacheConfig::file("target/cachex/reports").local(LocalConfig::new(Duration::from_secs(10)));
+    /// assert_eq!(cache.local.unwrap().ttl, Some(Duration::from_secs(10)));
+    /// ```
+    pub fn local(mut self, local: LocalConfig) -> Self {
+        self.local = Some(local);
         self
     }
 
@@ -342,6 +415,7 @@ impl CacheConfig {
                 .signing_key_fallbacks
                 .clone()
                 .or_else(|| defaults.signing_key_fallbacks.clone()),
+            local: self.local,
         }
     }
 }

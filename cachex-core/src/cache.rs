@@ -11,13 +11,15 @@ use serde::Serialize;
 
 use crate::backend::memory::MemoryStore;
 use crate::backend::Backend;
-use crate::envelope::{self, DecodeError, SigningKeys, Verified};
+use crate::coherence::{Invalidation, InvalidationListener, Invalidations};
+use crate::envelope::{self, DecodeError, Expiry, SigningKeys, Verified};
 use crate::error::{BoxError, Error};
-use crate::flight::Flights;
-use crate::key::{CallKey, Seed};
+use crate::flight::{Flights, Joined, Waited};
+use crate::key::{CallKey, Key, Seed};
+use crate::local::{LocalSettings, LocalTier, Stamp};
 use crate::stale::{Found, Stale, StaleWindows};
 use crate::stats::{Counters, Operation, Stats};
-use crate::storage::StorageKey;
+use crate::storage::{AsyncStorage, Storage, StorageKey};
 
 /// What a cached call does when its backend fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -60,6 +62,9 @@ pub struct CacheSettings {
     /// How long a call waits for another call computing the same key before it computes by
     /// itself ([`DEFAULT_LOCK_TIMEOUT`] unless configured).
     pub lock_timeout: Duration,
+    /// A local tier in front of a byte-storing backend (`None` = none; the memory backend
+    /// ignores it).
+    pub local: Option<LocalSettings>,
 }
 
 /// How long a call waits for a concurrent computation of its key when `lock_timeout` is not
@@ -85,6 +90,7 @@ impl CacheSettings {
             encoders: BTreeMap::new(),
             signing: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            local: None,
         }
     }
 }
@@ -97,6 +103,11 @@ pub struct Cache {
     backend: Backend,
     pub(crate) counters: Counters,
     pub(crate) flights: Flights,
+    /// The local tier in front of a byte-storing backend, if configured.
+    local: Option<Arc<LocalTier>>,
+    /// The shared reads of a tiered cache in flight: concurrent local misses of one key make
+    /// one read of the shared backend.
+    reads: Flights,
     /// Whether a value that failed verification was logged at `warn` already (once a cache).
     unverified_logged: AtomicBool,
 }
@@ -111,18 +122,35 @@ enum Read<V> {
 /// key when it verified with a fallback: the reader writes that back.
 struct Opened<V> {
     found: Found<V>,
+    /// The envelope's boundaries, when it was read.
+    expiry: Option<Expiry>,
     resigned: Option<(Vec<u8>, Option<Duration>)>,
 }
 
 impl Cache {
-    /// A cache with these settings over this backend.
+    /// A cache with these settings over this backend. With a local tier in front of a backend
+    /// that offers invalidations (Redis), the tier subscribes to them now (on a thread of its
+    /// own) and is bypassed until that channel is up.
     pub fn new(settings: CacheSettings, backend: Backend) -> Self {
+        let local = match (&settings.local, &backend) {
+            (Some(local), Backend::Bytes { invalidations, .. }) => {
+                let tier = Arc::new(LocalTier::new(&settings.name, local, invalidations.is_some()));
+                if let Some(invalidations) = invalidations {
+                    let listener: Arc<dyn InvalidationListener> = tier.clone();
+                    invalidations.subscribe(Arc::downgrade(&listener));
+                }
+                Some(tier)
+            }
+            _ => None,
+        };
         Cache {
             direct: Seed::direct(&settings.name),
             settings,
             backend,
             counters: Counters::default(),
             flights: Flights::default(),
+            local,
+            reads: Flights::default(),
             unverified_logged: AtomicBool::new(false),
         }
     }
@@ -138,6 +166,13 @@ impl Cache {
         if let Backend::Memory(store) = &self.backend {
             stats.evictions = store.evictions();
             stats.expirations = store.expirations();
+        }
+        if let Some(tier) = &self.local {
+            let state = tier.state();
+            stats.local_entries = state.entries;
+            stats.local_bypassed = state.bypassed;
+            stats.local_bypasses = state.bypasses;
+            stats.invalidations = state.invalidations;
         }
         stats
     }
@@ -158,9 +193,10 @@ impl Cache {
         }
     }
 
-    /// Whether the backend stores bytes under a key's digest (every backend but memory).
-    pub(crate) fn stores_bytes(&self) -> bool {
-        matches!(self.backend, Backend::Bytes { .. })
+    /// Whether a call's key needs its digest at once: the backend stores bytes under it (every
+    /// backend but memory) and no local tier answers hits by the in-process key first.
+    pub(crate) fn digests_eagerly(&self) -> bool {
+        matches!(self.backend, Backend::Bytes { .. }) && self.local.is_none()
     }
 
     fn storage_key(&self, key: &CallKey<'_>) -> StorageKey<'_> {
@@ -211,12 +247,14 @@ impl Cache {
         counted: bool,
     ) -> Opened<V> {
         let mut resigned = None;
+        let mut expiry = None;
         let read = match bytes {
             None => Read::Found(Found::Miss),
             Some(bytes) => match self.verify(storage_key, bytes, &mut resigned) {
                 Err(e) => Read::Corrupt(e),
                 Ok(bytes) => {
-                    let fresh_until = envelope::read_expiry(&bytes).map_or(0, |expiry| expiry.fresh_until);
+                    expiry = envelope::read_expiry(&bytes);
+                    let fresh_until = expiry.map_or(0, |expiry| expiry.fresh_until);
                     match envelope::decode_owned::<V>(bytes) {
                         Ok(value) => Read::Found(freshness(value, fresh_until)),
                         Err(DecodeError::Expired) => Read::Found(Found::Miss),
@@ -228,6 +266,7 @@ impl Cache {
         let found = self.count(key, read, started, counted);
         Opened {
             resigned: resigned.filter(|_| !matches!(found, Found::Miss)),
+            expiry,
             found,
         }
     }
@@ -320,33 +359,192 @@ impl Cache {
         found
     }
 
+    /// What the local tier answers for `key`: a fresh or a stale value; `None` when it holds
+    /// nothing (or is bypassed), and the shared backend is to be read.
+    #[inline]
+    fn local_lookup<V: CacheValue>(&self, tier: &LocalTier, key: &CallKey<'_>, counted: bool) -> Option<Found<V>> {
+        let found = tier.fetch::<V>(key.local())?;
+        match &found {
+            Found::Miss => return None,
+            Found::Fresh(_) if counted => {
+                self.counters.local_hit();
+                tracing::trace!(cache = %self.settings.name, key = %short(key), "cachex local hit");
+            }
+            _ if counted => self.count_found(key, &found, 0),
+            _ => {}
+        }
+        Some(found)
+    }
+
+    /// Reads `key` from the blocking side of the shared backend.
+    fn read_shared<V: CacheValue>(
+        &self,
+        blocking: &dyn Storage,
+        key: &CallKey<'_>,
+        digest: Key,
+        counted: bool,
+    ) -> Result<Opened<V>, Error> {
+        let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
+        let storage_key = StorageKey::new(&self.settings.prefix, digest);
+        let bytes = self.op(Operation::Get, || blocking.get(&storage_key))?;
+        let mut opened = self.open(key, &storage_key, bytes, started, counted);
+        if let Some((bytes, ttl)) = opened.resigned.take() {
+            // A failure is counted and logged; the value read is good.
+            let _ = self.op(Operation::Set, || blocking.set(&storage_key, &bytes, ttl));
+        }
+        Ok(opened)
+    }
+
+    /// Reads `key` from the async side of the shared backend.
+    async fn read_shared_async<V: CacheValue>(
+        &self,
+        nonblocking: &dyn AsyncStorage,
+        key: &CallKey<'_>,
+        digest: Key,
+        counted: bool,
+    ) -> Result<Opened<V>, Error> {
+        let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
+        let storage_key = StorageKey::new(&self.settings.prefix, digest);
+        let bytes = self.op_async(Operation::Get, nonblocking.get(&storage_key)).await?;
+        let mut opened = self.open(key, &storage_key, bytes, started, counted);
+        if let Some((bytes, ttl)) = opened.resigned.take() {
+            let _ = self
+                .op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, ttl))
+                .await;
+        }
+        Ok(opened)
+    }
+
+    /// Copies a fresh value read from the shared backend into the local tier.
+    fn fill<V: CacheValue>(
+        &self,
+        tier: &LocalTier,
+        key: &CallKey<'_>,
+        digest: &Key,
+        read: Option<Stamp>,
+        opened: &Opened<V>,
+    ) {
+        // Only fresh values: a stale copy would restart its `past` from now.
+        if let (Some(stamp), Some(expiry), Found::Fresh(value)) = (read, opened.expiry, &opened.found) {
+            tier.fill(key.local(), digest, value.clone(), expiry, stamp);
+        }
+    }
+
+    /// What a caller that did not read the shared backend itself got from the reader of its
+    /// key: counted as its own lookup. `None`: the reader failed, read it here.
+    fn joined_read<V: CacheValue>(
+        &self,
+        key: &CallKey<'_>,
+        waited: Waited<Found<V>>,
+        counted: bool,
+    ) -> Option<Found<V>> {
+        match waited {
+            Waited::Value(found) => {
+                if counted {
+                    self.count_found(key, &found, 0);
+                }
+                Some(found)
+            }
+            Waited::Nothing { .. } | Waited::TimedOut => None,
+        }
+    }
+
+    /// A local miss: one caller per key reads the shared backend and fills the tier; the
+    /// concurrent ones take what it read.
+    fn read_through<V: CacheValue>(
+        &self,
+        tier: &LocalTier,
+        blocking: &dyn Storage,
+        key: &CallKey<'_>,
+        counted: bool,
+    ) -> Result<Found<V>, Error> {
+        let mut leader = match self.reads.join_blocking(key.local()) {
+            Joined::Leader(leader) => {
+                // A reader that finished between this call's local miss and its join has
+                // filled the tier.
+                if let Some(found) = self.local_lookup(tier, key, counted) {
+                    return Ok(found);
+                }
+                Some(leader)
+            }
+            Joined::Waiter(waiter) => {
+                let waited = waiter.wait::<Found<V>>(self.settings.lock_timeout);
+                if let Some(found) = self.joined_read(key, waited, counted) {
+                    return Ok(found);
+                }
+                None
+            }
+            Joined::Reentered => None,
+        };
+        let digest = key.digest();
+        let stamp = tier.stamp(&digest);
+        let opened = self.read_shared::<V>(blocking, key, digest, counted)?;
+        self.fill(tier, key, &digest, stamp, &opened);
+        if let Some(leader) = &mut leader {
+            leader.share(&opened.found);
+        }
+        Ok(opened.found)
+    }
+
+    /// [`Cache::read_through`], awaiting the backend.
+    async fn read_through_async<V: CacheValue>(
+        &self,
+        tier: &LocalTier,
+        nonblocking: &dyn AsyncStorage,
+        key: &CallKey<'_>,
+        counted: bool,
+    ) -> Result<Found<V>, Error> {
+        let mut leader = match self.reads.join_async(key.local()) {
+            Joined::Leader(leader) => {
+                if let Some(found) = self.local_lookup(tier, key, counted) {
+                    return Ok(found);
+                }
+                Some(leader)
+            }
+            Joined::Waiter(waiter) => {
+                let waited = waiter.wait_async::<Found<V>>(self.settings.lock_timeout).await;
+                if let Some(found) = self.joined_read(key, waited, counted) {
+                    return Ok(found);
+                }
+                None
+            }
+            Joined::Reentered => None,
+        };
+        let digest = key.digest();
+        let stamp = tier.stamp(&digest);
+        let opened = self.read_shared_async::<V>(nonblocking, key, digest, counted).await?;
+        self.fill(tier, key, &digest, stamp, &opened);
+        if let Some(leader) = &mut leader {
+            leader.share(&opened.found);
+        }
+        Ok(opened.found)
+    }
+
     /// The value under `key`, blocking on the backend; `counted` = it counts as a hit or miss
     /// (the second look of a single-flight leader does not).
     #[inline]
     pub(crate) fn lookup<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Result<Found<V>, Error> {
         match &self.backend {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
-            Backend::Bytes { blocking, .. } => {
-                let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
-                let storage_key = self.storage_key(key);
-                let bytes = self.op(Operation::Get, || blocking.get(&storage_key))?;
-                let opened = self.open(key, &storage_key, bytes, started, counted);
-                if let Some((bytes, ttl)) = opened.resigned {
-                    // A failure is counted and logged; the value read is good.
-                    let _ = self.op(Operation::Set, || blocking.set(&storage_key, &bytes, ttl));
-                }
-                Ok(opened.found)
-            }
+            Backend::Bytes { blocking, .. } => match &self.local {
+                Some(tier) => match self.local_lookup(tier, key, counted) {
+                    Some(found) => Ok(found),
+                    None => self.read_through(tier, &**blocking, key, counted),
+                },
+                None => Ok(self.read_shared(&**blocking, key, key.digest(), counted)?.found),
+            },
         }
     }
 
-    /// The value under `key` when the backend answers without waiting (memory): `Some(found)`;
-    /// `None` for byte-storing backends. `counted` as for [`Cache::lookup`].
+    /// The value under `key` when it is in memory (the memory backend, or a local tier's fresh
+    /// or stale value): `Some(found)`, with no future to await; `None` when the backend is to
+    /// be read. `counted` as for [`Cache::lookup`].
     #[inline]
     pub(crate) fn lookup_in_memory<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Option<Found<V>> {
-        match &self.backend {
-            Backend::Memory(store) => Some(self.memory_lookup(store, key, counted)),
-            Backend::Bytes { .. } => None,
+        match (&self.backend, &self.local) {
+            (Backend::Memory(store), _) => Some(self.memory_lookup(store, key, counted)),
+            (Backend::Bytes { .. }, Some(tier)) => self.local_lookup(tier, key, counted),
+            (Backend::Bytes { .. }, None) => None,
         }
     }
 
@@ -358,24 +556,41 @@ impl Cache {
     ) -> Result<Found<V>, Error> {
         match &self.backend {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
-            Backend::Bytes { nonblocking, .. } => {
-                let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
-                let storage_key = self.storage_key(key);
-                let bytes = self.op_async(Operation::Get, nonblocking.get(&storage_key)).await?;
-                let opened = self.open(key, &storage_key, bytes, started, counted);
-                if let Some((bytes, ttl)) = opened.resigned {
-                    let _ = self
-                        .op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, ttl))
-                        .await;
-                }
-                Ok(opened.found)
-            }
+            Backend::Bytes { nonblocking, .. } => match &self.local {
+                Some(tier) => match self.local_lookup(tier, key, counted) {
+                    Some(found) => Ok(found),
+                    None => self.read_through_async(tier, &**nonblocking, key, counted).await,
+                },
+                None => Ok(self
+                    .read_shared_async(&**nonblocking, key, key.digest(), counted)
+                    .await?
+                    .found),
+            },
         }
     }
 
-    /// The envelope of `value` to store under `storage_key`, signed when the cache signs.
-    fn encode<V: CacheValue>(&self, storage_key: &StorageKey<'_>, value: &V) -> Result<Vec<u8>, Error> {
-        let expiry = envelope::Expiry::after(self.settings.ttl, self.settings.stale.kept());
+    /// The second look of a single-flight leader (uncounted): a leader that finished between
+    /// this call's lookup and its join has stored its value. With a serving local tier the tier
+    /// holds it (a leader stores there before it lets the key go), so the shared backend is
+    /// not read again.
+    pub(crate) fn recheck<V: CacheValue>(&self, key: &CallKey<'_>) -> Option<V> {
+        match &self.local {
+            Some(tier) if tier.serving() => tier.fetch::<V>(key.local()).and_then(Found::fresh),
+            _ => self.lookup::<V>(key, false).ok().and_then(Found::fresh),
+        }
+    }
+
+    /// [`Cache::recheck`], awaiting the backend.
+    pub(crate) async fn recheck_async<V: CacheValue>(&self, key: &CallKey<'_>) -> Option<V> {
+        match &self.local {
+            Some(tier) if tier.serving() => tier.fetch::<V>(key.local()).and_then(Found::fresh),
+            _ => self.lookup_async::<V>(key, false).await.ok().and_then(Found::fresh),
+        }
+    }
+
+    /// The envelope of `value` to store under `storage_key` until `expiry`, signed when the
+    /// cache signs.
+    fn encode<V: CacheValue>(&self, storage_key: &StorageKey<'_>, value: &V, expiry: Expiry) -> Result<Vec<u8>, Error> {
         let mut bytes = envelope::encode_until(value, expiry).map_err(|e| {
             self.counters.error();
             Error::Encode {
@@ -387,6 +602,11 @@ impl Cache {
             keys.sign(&storage_key.text(), &mut bytes);
         }
         Ok(bytes)
+    }
+
+    /// The boundaries of an entry written now.
+    fn expiry(&self) -> Expiry {
+        Expiry::after(self.settings.ttl, self.settings.stale.kept())
     }
 
     /// How long a backend keeps an entry: its `ttl` and the stale window after it.
@@ -420,14 +640,57 @@ impl Cache {
         tracing::debug!(cache = %self.settings.name, key = %short(key), "cachex store");
     }
 
+    /// The channel that tells other processes' local tiers what changed, when this cache has
+    /// a tier that it keeps coherent.
+    fn invalidations(&self) -> Option<&dyn Invalidations> {
+        match (&self.backend, &self.local) {
+            (
+                Backend::Bytes {
+                    invalidations: Some(channel),
+                    ..
+                },
+                Some(_),
+            ) => Some(&**channel),
+            _ => None,
+        }
+    }
+
+    /// Tells the other processes that `what` changed, blocking on the backend; a failure is
+    /// `operation`'s (the write itself is done, but other tiers keep their copies up to their
+    /// `ttl`).
+    fn publish(&self, operation: Operation, what: Invalidation) -> Result<(), Error> {
+        match self.invalidations() {
+            Some(channel) => self.op(operation, || channel.publish(&what.encode())),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Cache::publish`], awaiting the backend.
+    async fn publish_async(&self, operation: Operation, what: Invalidation) -> Result<(), Error> {
+        match self.invalidations() {
+            Some(channel) => self.op_async(operation, channel.publish_async(&what.encode())).await,
+            None => Ok(()),
+        }
+    }
+
+    /// After `value` was written to the shared backend: the local tier takes it.
+    fn written_locally<V: CacheValue>(&self, key: &CallKey<'_>, digest: &Key, value: &V, expiry: Expiry) {
+        if let Some(tier) = &self.local {
+            tier.written(key.local(), digest, value.clone(), expiry);
+        }
+    }
+
     /// Stores `value` under `key`, blocking on the backend.
     pub(crate) fn store<V: CacheValue>(&self, key: &CallKey<'_>, value: &V) -> Result<(), Error> {
         match &self.backend {
             Backend::Memory(store) => store.insert(key.local(), value.clone()),
             Backend::Bytes { blocking, .. } => {
                 let storage_key = self.storage_key(key);
-                let bytes = self.encode(&storage_key, value)?;
+                let expiry = self.expiry();
+                let bytes = self.encode(&storage_key, value, expiry)?;
                 self.op(Operation::Set, || blocking.set(&storage_key, &bytes, self.kept_for()))?;
+                self.written_locally(key, &storage_key.digest, value, expiry);
+                self.publish(Operation::Set, Invalidation::Keys(vec![storage_key.digest]))?;
             }
         }
         self.stored(key);
@@ -440,13 +703,24 @@ impl Cache {
             Backend::Memory(store) => store.insert(key.local(), value.clone()),
             Backend::Bytes { nonblocking, .. } => {
                 let storage_key = self.storage_key(key);
-                let bytes = self.encode(&storage_key, value)?;
+                let expiry = self.expiry();
+                let bytes = self.encode(&storage_key, value, expiry)?;
                 self.op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, self.kept_for()))
+                    .await?;
+                self.written_locally(key, &storage_key.digest, value, expiry);
+                self.publish_async(Operation::Set, Invalidation::Keys(vec![storage_key.digest]))
                     .await?;
             }
         }
         self.stored(key);
         Ok(())
+    }
+
+    /// Drops `key` from the local tier, if any.
+    fn removed_locally(&self, key: &CallKey<'_>, digest: &Key) {
+        if let Some(tier) = &self.local {
+            tier.removed(key.local(), digest);
+        }
     }
 
     /// Removes the entry under `key`, blocking on the backend.
@@ -456,7 +730,13 @@ impl Cache {
                 store.remove(key.local());
                 Ok(())
             }
-            Backend::Bytes { blocking, .. } => self.op(Operation::Delete, || blocking.delete(&self.storage_key(key))),
+            Backend::Bytes { blocking, .. } => {
+                let storage_key = self.storage_key(key);
+                let removed = self.op(Operation::Delete, || blocking.delete(&storage_key));
+                self.removed_locally(key, &storage_key.digest);
+                removed?;
+                self.publish(Operation::Delete, Invalidation::Keys(vec![storage_key.digest]))
+            }
         }
     }
 
@@ -469,7 +749,11 @@ impl Cache {
             }
             Backend::Bytes { nonblocking, .. } => {
                 let storage_key = self.storage_key(key);
-                self.op_async(Operation::Delete, nonblocking.delete(&storage_key)).await
+                let removed = self.op_async(Operation::Delete, nonblocking.delete(&storage_key)).await;
+                self.removed_locally(key, &storage_key.digest);
+                removed?;
+                self.publish_async(Operation::Delete, Invalidation::Keys(vec![storage_key.digest]))
+                    .await
             }
         }
     }
@@ -480,7 +764,14 @@ impl Cache {
                 store.clear();
                 Ok(())
             }
-            Backend::Bytes { blocking, .. } => self.op(Operation::Clear, || blocking.clear()),
+            Backend::Bytes { blocking, .. } => {
+                let cleared = self.op(Operation::Clear, || blocking.clear());
+                if let Some(tier) = &self.local {
+                    tier.clear();
+                }
+                cleared?;
+                self.publish(Operation::Clear, Invalidation::Clear)
+            }
         }
     }
 
@@ -490,7 +781,14 @@ impl Cache {
                 store.clear();
                 Ok(())
             }
-            Backend::Bytes { nonblocking, .. } => self.op_async(Operation::Clear, nonblocking.clear()).await,
+            Backend::Bytes { nonblocking, .. } => {
+                let cleared = self.op_async(Operation::Clear, nonblocking.clear()).await;
+                if let Some(tier) = &self.local {
+                    tier.clear();
+                }
+                cleared?;
+                self.publish_async(Operation::Clear, Invalidation::Clear).await
+            }
         }
     }
 }

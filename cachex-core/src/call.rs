@@ -36,8 +36,9 @@ pub fn prepare<'k>(
     let resolved = binding.resolved()?;
     let builder = slot.insert(KeyBuilder::new(&resolved.seed));
     encode(builder, &resolved.encodings);
-    // A byte-storing backend names the entry by its digest: computed once for the call.
-    let key = builder.finish_in_place(resolved.cache.stores_bytes())?;
+    // A byte-storing backend names the entry by its digest: computed once for the call (later
+    // when a local tier answers hits by the in-process key).
+    let key = builder.finish_in_place(resolved.cache.digests_eagerly())?;
     Some(Prepared {
         cache: &resolved.cache,
         key,
@@ -114,7 +115,7 @@ fn compute_once<K, R: Output<K>, A, F: FnOnce(A) -> R>(
             },
         };
         // A leader that finished between the lookup and the join has stored the value.
-        if let Ok(Found::Fresh(value)) = cache.lookup::<R::Value>(key, false) {
+        if let Some(value) = cache.recheck::<R::Value>(key) {
             return R::from_value(value);
         }
         return lead(cache, key, fail, leader, stale, args, compute);
@@ -435,7 +436,7 @@ where
                 }
             },
         };
-        if let Ok(Found::Fresh(value)) = cache.lookup_async::<R::Value>(key, false).await {
+        if let Some(value) = cache.recheck_async::<R::Value>(key).await {
             return R::from_value(value);
         }
         return lead_async(cache, key, fail, leader, stale, args, compute).await;

@@ -114,6 +114,11 @@ pub fn publish() {
         counter("cache_load_total", Some(("result", "success")), stats.loads);
         counter("cache_load_total", Some(("result", "failure")), stats.load_failures);
         counter("cache_stale_served_total", None, stats.stale_served);
+        counter("cache_local_hits_total", None, stats.local_hits);
+        counter("cache_local_bypasses_total", None, stats.local_bypasses);
+        counter("cache_invalidations_total", None, stats.invalidations);
+        ::metrics::gauge!("cache_local_bypassed", "cache" => name.clone(), "backend" => backend)
+            .set(f64::from(u8::from(stats.local_bypassed)));
         for operation in Op::ALL {
             counter(
                 "cache_backend_errors_total",
@@ -140,6 +145,22 @@ fn describe() {
     describe_counter!("cache_load_total", "Computations of values to cache, by result");
     describe_counter!("cache_stale_served_total", "Calls answered with a value past its TTL");
     describe_counter!("cache_backend_errors_total", "Backend failures, by operation");
+    describe_counter!(
+        "cache_local_hits_total",
+        "Hits answered by the local tier (part of cache_gets_total)"
+    );
+    describe_counter!(
+        "cache_local_bypasses_total",
+        "Times the local tier's invalidation channel was lost (each emptied and bypassed the tier)"
+    );
+    describe_counter!(
+        "cache_invalidations_total",
+        "Invalidations from other processes applied to the local tier"
+    );
+    ::metrics::describe_gauge!(
+        "cache_local_bypassed",
+        "1 while the local tier is bypassed (its invalidation channel is down), else 0"
+    );
     describe_histogram!(
         "cache_load_duration_seconds",
         Unit::Seconds,

@@ -41,6 +41,7 @@ impl StaleWindows {
 }
 
 /// What a lookup found under a key.
+#[derive(Clone)]
 pub(crate) enum Found<V> {
     /// A value within its `ttl`.
     Fresh(V),
@@ -51,6 +52,7 @@ pub(crate) enum Found<V> {
 }
 
 /// A value past its `ttl`, and how long past it.
+#[derive(Clone)]
 pub(crate) struct Stale<V> {
     pub(crate) value: V,
     pub(crate) past: Duration,

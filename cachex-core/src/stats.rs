@@ -12,8 +12,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
-    /// Lookups that found a fresh value.
+    /// Lookups that found a fresh value (`local_hits + shared_hits`).
     pub hits: u64,
+    /// Hits answered by the local tier, from process memory.
+    pub local_hits: u64,
+    /// Hits answered by the backend (every hit of a cache without a local tier).
+    pub shared_hits: u64,
     /// Lookups that found no fresh value (absent, expired, stale, corrupt, or of another type).
     pub misses: u64,
     /// Backend failures and undecodable entries.
@@ -43,6 +47,15 @@ pub struct Stats {
     pub expirations: u64,
     /// Backend failures by operation (part of `errors`).
     pub backend_errors: Operations,
+    /// Entries held by the local tier (expired ones included until read or evicted).
+    pub local_entries: u64,
+    /// Whether the local tier is bypassed now: its invalidation channel is down (or not yet
+    /// up), so calls read the backend.
+    pub local_bypassed: bool,
+    /// How many times the invalidation channel was lost (each emptied and bypassed the tier).
+    pub local_bypasses: u64,
+    /// Invalidation messages from other processes applied to the local tier.
+    pub invalidations: u64,
 }
 
 /// A count per backend operation.
@@ -116,6 +129,7 @@ const SHARED_STRIPES: usize = 8;
 #[repr(align(128))]
 struct Stripe {
     hits: AtomicU64,
+    local_hits: AtomicU64,
     misses: AtomicU64,
     errors: AtomicU64,
     stores: AtomicU64,
@@ -227,6 +241,10 @@ impl Counters {
         self.add(|s| &s.hits);
     }
     #[inline]
+    pub(crate) fn local_hit(&self) {
+        self.add(|s| &s.local_hits);
+    }
+    #[inline]
     pub(crate) fn miss(&self) {
         self.add(|s| &s.misses);
     }
@@ -266,8 +284,11 @@ impl Counters {
                 .map(|stripe| counter(stripe).load(Ordering::Relaxed))
                 .sum()
         };
+        let (shared_hits, local_hits) = (sum(|s| &s.hits), sum(|s| &s.local_hits));
         Stats {
-            hits: sum(|s| &s.hits),
+            hits: shared_hits + local_hits,
+            local_hits,
+            shared_hits,
             misses: sum(|s| &s.misses),
             errors: sum(|s| &s.errors),
             stores: sum(|s| &s.stores),
@@ -285,6 +306,10 @@ impl Counters {
                 delete: sum(|s| &s.backend_errors[2]),
                 clear: sum(|s| &s.backend_errors[3]),
             },
+            local_entries: 0,
+            local_bypassed: false,
+            local_bypasses: 0,
+            invalidations: 0,
         }
     }
 }
@@ -302,6 +327,7 @@ mod tests {
                     for _ in 0..1000 {
                         counters.hit();
                     }
+                    counters.local_hit();
                     counters.miss();
                     counters.store();
                     counters.error();
@@ -319,7 +345,9 @@ mod tests {
         assert_eq!(
             counters.snapshot(),
             Stats {
-                hits: 1000 * n,
+                hits: 1001 * n,
+                local_hits: n,
+                shared_hits: 1000 * n,
                 misses: n,
                 errors: n,
                 stores: n,
@@ -335,6 +363,7 @@ mod tests {
                     delete: n,
                     ..Operations::default()
                 },
+                ..Stats::default()
             }
         );
     }

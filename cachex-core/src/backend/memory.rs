@@ -303,10 +303,8 @@ impl MemoryStore {
         Found::Miss
     }
 
-    /// Stores `value` under `key`.
+    /// Stores `value` under `key`, fresh for the store's `ttl` and kept its stale window after.
     pub fn insert<V: serde::Serialize + Send + Sync + 'static>(&self, key: &[u8], value: V) {
-        let bytes = if self.measures_bytes { encoded_len(&value) } else { 0 };
-        let weight = bytes.max(self.min_weight).min(u64::from(u32::MAX)) as u32;
         let (stale_from, expires) = match self.ttl {
             None => (NEVER, NEVER),
             Some(ttl) => {
@@ -315,6 +313,33 @@ impl MemoryStore {
                 (stale_from, stale_from.saturating_add(kept).min(NEVER - 1))
             }
         };
+        self.insert_entry(key, value, stale_from, expires);
+    }
+
+    /// Stores `value` under `key`, fresh for `fresh_for` and then stale until `kept_for` has
+    /// passed (the store's own `ttl` does not apply): how a local tier keeps the boundaries of
+    /// the shared entry it copies.
+    pub(crate) fn insert_for<V: serde::Serialize + Send + Sync + 'static>(
+        &self,
+        key: &[u8],
+        value: V,
+        fresh_for: Duration,
+        kept_for: Duration,
+    ) {
+        let stale_from = clock::expiry(fresh_for).min(NEVER - 1);
+        let expires = clock::expiry(kept_for.max(fresh_for)).min(NEVER - 1);
+        self.insert_entry(key, value, stale_from, expires);
+    }
+
+    fn insert_entry<V: serde::Serialize + Send + Sync + 'static>(
+        &self,
+        key: &[u8],
+        value: V,
+        stale_from: u64,
+        expires: u64,
+    ) {
+        let bytes = if self.measures_bytes { encoded_len(&value) } else { 0 };
+        let weight = bytes.max(self.min_weight).min(u64::from(u32::MAX)) as u32;
         let entry = Entry {
             value: Box::new(value),
             stale_from,
@@ -343,6 +368,16 @@ impl MemoryStore {
     /// How many entries were dropped when a lookup found them expired.
     pub fn expirations(&self) -> u64 {
         self.expirations.load(Ordering::Relaxed)
+    }
+
+    /// Whether an entry is held under `key` (expired or not).
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        let key = Lookup::new(key);
+        self.shard(&key)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .is_some()
     }
 
     /// Removes the entry under `key`.

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::coherence::Invalidations;
 use crate::stale::StaleWindows;
 use crate::storage::{AsyncStorage, Storage};
 use memory::MemoryStore;
@@ -38,6 +39,8 @@ pub enum Backend {
         blocking: Arc<dyn Storage>,
         /// The async side.
         nonblocking: Arc<dyn AsyncStorage>,
+        /// The channel that keeps local tiers coherent across processes, if the engine has one.
+        invalidations: Option<Arc<dyn Invalidations>>,
     },
 }
 
@@ -48,6 +51,25 @@ impl Backend {
             kind,
             blocking: Arc::new(store.clone()),
             nonblocking: Arc::new(store),
+            invalidations: None,
+        }
+    }
+
+    /// This backend with `channel` for the invalidations that keep local tiers coherent.
+    pub fn with_invalidations(self, channel: impl Invalidations) -> Backend {
+        match self {
+            Backend::Bytes {
+                kind,
+                blocking,
+                nonblocking,
+                ..
+            } => Backend::Bytes {
+                kind,
+                blocking,
+                nonblocking,
+                invalidations: Some(Arc::new(channel)),
+            },
+            memory => memory,
         }
     }
 

@@ -10,6 +10,8 @@
 //! - Values are the envelope's bytes under `prefix:hexkey`, with `PX` for the TTL.
 //! - `clear` runs `SCAN` with the prefix's glob metacharacters escaped and exactly 64 `?` after
 //!   it, then `UNLINK`; on a cluster, on every master.
+//! - A cache with a local tier keeps the tiers of every process coherent through pub/sub on
+//!   `<prefix>:invalidations` (see the `invalidations` module).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -19,6 +21,9 @@ use redis::cluster::ClusterClient;
 use redis::{Client, Cmd, ConnectionLike, RedisError, Value};
 
 use crate::backend::per_runtime::PerRuntime;
+use invalidations::RedisInvalidations;
+
+mod invalidations;
 use crate::error::BoxError;
 use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
@@ -528,7 +533,8 @@ pub const KIND: super::Kind = super::Kind {
         };
         let store = RedisStore::new(&options, spec.prefix)
             .map_err(|e| super::SettingProblem::new("url", format!("not a usable redis URL: {e}")))?;
-        Ok(super::Backend::bytes("redis", store))
+        let invalidations = RedisInvalidations::new(Arc::clone(&store.conns), spec.prefix);
+        Ok(super::Backend::bytes("redis", store).with_invalidations(invalidations))
     },
 };
 

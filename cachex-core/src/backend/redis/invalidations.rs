@@ -1,0 +1,184 @@
+//! The invalidation channel of a Redis cache with a local tier: `PUBLISH` on
+//! `<prefix>:invalidations` after every write, removal and clear, and one subscriber thread per
+//! tiered cache and process.
+//!
+//! Pub/sub rather than server-assisted client tracking (`CLIENT TRACKING ... BCAST PREFIX`):
+//! the messages are cachex's own (entry digests, or "everything"), so a `clear` is one message
+//! instead of one per key, a process can tell its own echoes, and the same channel works on a
+//! cluster, where a plain `PUBLISH` reaches the subscribers of every node. The cost is one
+//! more command per write of a tiered cache; tracking would also see writes by clients that
+//! are not cachex, which a cache that only cachex writes does not need.
+//!
+//! The subscriber is a blocking connection on a thread of its own (no async runtime needed).
+//! When it has heard nothing for half the cache's `timeout` it sends a `PING`; a ping not
+//! answered within the other half, or any error, is a lost channel: the tier is emptied and
+//! bypassed until a new connection has subscribed again (retried with a backoff up to 1 s).
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use redis::{Client, Cmd, Value};
+
+use super::{cluster_seeds, open_client, Connections, RedisOptions, Target};
+use crate::coherence::{InvalidationListener, Invalidations};
+use crate::error::BoxError;
+use crate::storage::BoxFuture;
+
+/// The invalidation channel of one Redis cache.
+pub(super) struct RedisInvalidations {
+    conns: Arc<Connections>,
+    channel: String,
+}
+
+impl RedisInvalidations {
+    /// The channel of the cache whose prefix is `prefix`, on the deployment of `conns`.
+    pub(super) fn new(conns: Arc<Connections>, prefix: &str) -> Self {
+        RedisInvalidations {
+            conns,
+            channel: format!("{prefix}:invalidations"),
+        }
+    }
+
+    fn publish_cmd(&self, message: &[u8]) -> Cmd {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(&self.channel).arg(message);
+        cmd
+    }
+
+    /// The servers a subscriber may connect to: the server, or each seed node of a cluster (a
+    /// `PUBLISH` on any node reaches the subscribers of every node).
+    fn subscribe_targets(&self) -> Result<Vec<Client>, BoxError> {
+        match &self.conns.target {
+            Target::Single(client) => Ok(vec![(**client).clone()]),
+            Target::Cluster(_) => cluster_seeds(&self.conns.options.url)
+                .unwrap_or_default()
+                .iter()
+                .map(|seed| Ok(open_client(seed, &self.conns.options)?))
+                .collect(),
+        }
+    }
+}
+
+impl Invalidations for RedisInvalidations {
+    fn publish(&self, message: &[u8]) -> Result<(), BoxError> {
+        self.conns.query::<i64>(&self.publish_cmd(message)).map(drop)
+    }
+
+    fn publish_async<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            self.conns
+                .query_async::<i64>(&self.publish_cmd(message))
+                .await
+                .map(drop)
+        })
+    }
+
+    fn subscribe(&self, listener: Weak<dyn InvalidationListener>) {
+        let subscriber = match self.subscribe_targets() {
+            Ok(targets) => Subscriber {
+                targets,
+                channel: self.channel.clone(),
+                options: self.conns.options.clone(),
+            },
+            Err(error) => {
+                tracing::warn!(channel = %self.channel, %error, "cachex local tier stays bypassed: no server to subscribe to");
+                return;
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("cachex-invalidations".into())
+            .spawn(move || subscriber.run(&listener));
+        if let Err(error) = spawned {
+            tracing::warn!(channel = %self.channel, %error, "cachex local tier stays bypassed: no thread for its invalidations");
+        }
+    }
+}
+
+/// The first wait before connecting again after a failure; it doubles up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const MAX_RETRY: Duration = Duration::from_secs(1);
+
+/// The subscriber of one cache's channel, on its own thread.
+struct Subscriber {
+    targets: Vec<Client>,
+    channel: String,
+    options: RedisOptions,
+}
+
+/// Why a subscription ended.
+enum Ended {
+    /// The listener is gone (its cache was dropped): the thread ends.
+    ListenerGone,
+    /// The connection failed or went silent.
+    Lost(String),
+}
+
+impl Subscriber {
+    /// Half the cache's timeout: how long the connection may stay silent before a `PING`, and
+    /// how long that ping may take.
+    fn heartbeat(&self) -> Duration {
+        (self.options.timeout / 2).max(Duration::from_millis(5))
+    }
+
+    fn run(self, listener: &Weak<dyn InvalidationListener>) {
+        let mut retry = FIRST_RETRY;
+        let mut next = 0;
+        loop {
+            if listener.strong_count() == 0 {
+                return;
+            }
+            let target = &self.targets[next % self.targets.len().max(1)];
+            let reason = match self.listen(target, listener) {
+                Ok(Ended::ListenerGone) => return,
+                Ok(Ended::Lost(reason)) => {
+                    retry = FIRST_RETRY;
+                    reason
+                }
+                Err(error) => error.to_string(),
+            };
+            match listener.upgrade() {
+                Some(listener) => listener.lost(&reason),
+                None => return,
+            }
+            tracing::debug!(channel = %self.channel, %reason, ?retry, "cachex invalidation channel down; connecting again");
+            std::thread::sleep(retry);
+            retry = (retry * 2).min(MAX_RETRY);
+            next += 1;
+        }
+    }
+
+    /// Subscribes through `target` and hands messages over until the connection is lost (or
+    /// the listener is gone); `Err` when it could not subscribe.
+    fn listen(&self, target: &Client, listener: &Weak<dyn InvalidationListener>) -> Result<Ended, BoxError> {
+        let heartbeat = self.heartbeat();
+        let mut conn = target.get_connection_with_timeout(self.options.timeout)?;
+        conn.set_write_timeout(Some(self.options.timeout))?;
+        let mut pubsub = conn.as_pubsub();
+        pubsub.set_read_timeout(Some(self.options.timeout))?;
+        pubsub.subscribe(&self.channel)?;
+        pubsub.set_read_timeout(Some(heartbeat))?;
+        match listener.upgrade() {
+            Some(listener) => listener.connected(),
+            None => return Ok(Ended::ListenerGone),
+        }
+        loop {
+            match pubsub.get_message() {
+                Ok(message) => match listener.upgrade() {
+                    Some(listener) => listener.message(message.get_payload_bytes()),
+                    None => return Ok(Ended::ListenerGone),
+                },
+                Err(error) if error.is_timeout() => {
+                    if listener.strong_count() == 0 {
+                        return Ok(Ended::ListenerGone);
+                    }
+                    if let Err(error) = pubsub.ping::<Value>() {
+                        return Ok(Ended::Lost(format!(
+                            "no answer to a ping within {heartbeat:?}: {error}"
+                        )));
+                    }
+                }
+                Err(error) => return Ok(Ended::Lost(error.to_string())),
+            }
+        }
+    }
+}

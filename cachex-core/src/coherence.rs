@@ -1,0 +1,168 @@
+//! How the processes that share a cache tell each other which entries changed, so that each
+//! drops them from its [local tier](crate::local): the messages (entry digests, or "everything";
+//! never a value), the channel a backend offers for them ([`Invalidations`]) and the side that
+//! receives them ([`InvalidationListener`]).
+//!
+//! Redis offers one (pub/sub on a channel per cache); other backends offer none, and a local
+//! tier in front of them is bounded by its `ttl` alone.
+
+use std::hash::BuildHasher;
+use std::sync::{OnceLock, Weak};
+
+use crate::error::BoxError;
+use crate::key::Key;
+use crate::storage::BoxFuture;
+
+/// What one message says changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// These entries were written or removed.
+    Keys(Vec<Key>),
+    /// Every entry of the cache was removed.
+    Clear,
+}
+
+/// The first bytes of every message: a tag and the format's version.
+const TAG: &[u8; 4] = b"cxi1";
+const ORIGIN_LEN: usize = 16;
+const KEYS: u8 = b'k';
+const CLEAR: u8 = b'c';
+const HEADER_LEN: usize = TAG.len() + ORIGIN_LEN + 1;
+
+/// This process's identity in the messages it sends, so it ignores its own echoes: 16 random
+/// bytes, drawn once.
+fn origin() -> &'static [u8; ORIGIN_LEN] {
+    static ORIGIN: OnceLock<[u8; ORIGIN_LEN]> = OnceLock::new();
+    ORIGIN.get_or_init(|| {
+        let draw = |salt: u64| std::collections::hash_map::RandomState::new().hash_one((salt, std::process::id()));
+        let mut origin = [0; ORIGIN_LEN];
+        origin[..8].copy_from_slice(&draw(1).to_le_bytes());
+        origin[8..].copy_from_slice(&draw(2).to_le_bytes());
+        origin
+    })
+}
+
+impl Invalidation {
+    /// The message this process sends: the tag, this process's origin, then the entries.
+    ///
+    /// ```
+    /// use cachex_core::coherence::Invalidation;
+    /// use cachex_core::Key;
+    /// let message = Invalidation::Keys(vec![Key([7; 32])]).encode();
+    /// assert_eq!(message.len(), 4 + 16 + 1 + 32);
+    /// ```
+    pub fn encode(&self) -> Vec<u8> {
+        let keys: &[Key] = match self {
+            Invalidation::Keys(keys) => keys,
+            Invalidation::Clear => &[],
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + 32 * keys.len());
+        out.extend_from_slice(TAG);
+        out.extend_from_slice(origin());
+        out.push(if matches!(self, Invalidation::Clear) {
+            CLEAR
+        } else {
+            KEYS
+        });
+        for key in keys {
+            out.extend_from_slice(&key.0);
+        }
+        out
+    }
+
+    /// What a received message asks of this process: `None` for its own echo. A message that
+    /// does not read (another version, or not from cachex) counts as [`Invalidation::Clear`]:
+    /// dropping everything is always safe, keeping an entry it may have named is not.
+    ///
+    /// ```
+    /// use cachex_core::coherence::Invalidation;
+    /// let own = Invalidation::Clear.encode();
+    /// assert_eq!(Invalidation::decode(&own), None);
+    /// assert_eq!(Invalidation::decode(b"garbage"), Some(Invalidation::Clear));
+    /// ```
+    pub fn decode(message: &[u8]) -> Option<Invalidation> {
+        if message.len() < HEADER_LEN || &message[..TAG.len()] != TAG {
+            return Some(Invalidation::Clear);
+        }
+        if message[TAG.len()..TAG.len() + ORIGIN_LEN] == origin()[..] {
+            return None;
+        }
+        let body = &message[HEADER_LEN..];
+        match message[HEADER_LEN - 1] {
+            KEYS if body.len() % 32 == 0 && !body.is_empty() => Some(Invalidation::Keys(
+                body.chunks_exact(32)
+                    .map(|chunk| Key(chunk.try_into().unwrap_or([0; 32])))
+                    .collect(),
+            )),
+            _ => Some(Invalidation::Clear),
+        }
+    }
+}
+
+/// The channel a backend offers for invalidations among the processes sharing a cache.
+///
+/// ```
+/// use std::sync::Weak;
+/// use cachex_core::coherence::{InvalidationListener, Invalidations};
+/// use cachex_core::{BoxError, BoxFuture};
+///
+/// /// Delivers nothing: a single-process deployment.
+/// struct Alone;
+///
+/// impl Invalidations for Alone {
+///     fn publish(&self, _message: &[u8]) -> Result<(), BoxError> {
+///         Ok(())
+///     }
+///     fn publish_async<'a>(&'a self, _message: &'a [u8]) -> BoxFuture<'a, Result<(), BoxError>> {
+///         Box::pin(async { Ok(()) })
+///     }
+///     fn subscribe(&self, listener: Weak<dyn InvalidationListener>) {
+///         if let Some(listener) = listener.upgrade() {
+///             listener.connected();
+///         }
+///     }
+/// }
+/// ```
+pub trait Invalidations: Send + Sync + 'static {
+    /// Sends `message` to every process subscribed to this cache's channel, blocking.
+    fn publish(&self, message: &[u8]) -> Result<(), BoxError>;
+    /// Sends `message`, awaiting the backend.
+    fn publish_async<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, Result<(), BoxError>>;
+    /// Starts delivering this cache's messages to `listener` (on a thread of its own) for as
+    /// long as the listener lives, and telling it when the channel is up and when it is lost.
+    fn subscribe(&self, listener: Weak<dyn InvalidationListener>);
+}
+
+/// What receives a cache's invalidations (its local tier).
+pub trait InvalidationListener: Send + Sync {
+    /// The channel is up: every message sent from now on will be delivered.
+    fn connected(&self);
+    /// The channel is lost: messages may be missed until [`connected`](Self::connected).
+    fn lost(&self, reason: &str);
+    /// A message arrived (its raw bytes; see [`Invalidation::decode`]).
+    fn message(&self, message: &[u8]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_from_another_process_read_back() {
+        let keys = vec![Key([1; 32]), Key([2; 32])];
+        let mut message = Invalidation::Keys(keys.clone()).encode();
+        message[TAG.len()] ^= 0xff; // another origin
+        assert_eq!(Invalidation::decode(&message), Some(Invalidation::Keys(keys)));
+        let mut clear = Invalidation::Clear.encode();
+        clear[TAG.len()] ^= 0xff;
+        assert_eq!(Invalidation::decode(&clear), Some(Invalidation::Clear));
+    }
+
+    #[test]
+    fn a_truncated_message_clears() {
+        let mut message = Invalidation::Keys(vec![Key([1; 32])]).encode();
+        message[TAG.len()] ^= 0xff;
+        message.pop();
+        assert_eq!(Invalidation::decode(&message), Some(Invalidation::Clear));
+    }
+}

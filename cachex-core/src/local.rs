@@ -1,0 +1,375 @@
+//! The local tier: typed values in process memory in front of a byte-storing cache
+//! (`local = { max_entries, max_bytes, ttl }`). A hit is a memory hit (the in-process key, no
+//! digest, no decoding); a miss reads the shared backend and fills the tier.
+//!
+//! A local entry never outlives the tier's `ttl`, nor the shared entry's own boundaries (it is
+//! fresh while the shared entry is, then stale for what is left of its windows). Where the
+//! backend offers [invalidations](crate::coherence) (Redis), every write, removal and clear in
+//! any process drops the entry from every other process's tier; while that channel is down the
+//! tier is empty and bypassed, so a lost message never leaves a stale entry behind.
+//!
+//! A fill races with invalidations: a value read from the shared backend may be replaced there,
+//! and its invalidation handled, before the fill lands. Each fill therefore notes a stamp of its
+//! key's stripe before it reads; every invalidation (and this process's own writes, and a lost
+//! channel) advances the stamps it concerns before it removes entries; a fill that finds its
+//! stamp moved after inserting removes what it inserted.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::backend::memory::{MemoryLimits, MemoryStore};
+use crate::coherence::{Invalidation, InvalidationListener};
+use crate::envelope::{self, Expiry};
+use crate::key::{Key, LocalKey};
+use crate::stale::Found;
+
+/// The bounds of a local tier.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachex_core::local::LocalSettings;
+/// let local = LocalSettings { max_entries: Some(10_000), max_bytes: None, ttl: Duration::from_secs(30) };
+/// assert_eq!(local.ttl, Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSettings {
+    /// At most this many entries (10,000 when neither bound is set).
+    pub max_entries: Option<u64>,
+    /// At most this many bytes of values, measured as their bincode size.
+    pub max_bytes: Option<u64>,
+    /// The longest a local entry is served: the bound on staleness wherever invalidations do
+    /// not reach.
+    pub ttl: Duration,
+}
+
+/// Stripes of fill stamps, by the first byte of the digest.
+const STRIPES: usize = 64;
+/// Shards of the digest index.
+const INDEX_SHARDS: usize = 16;
+
+/// The local tier of one cache.
+pub(crate) struct LocalTier {
+    cache: String,
+    store: MemoryStore,
+    ttl: Duration,
+    index: Box<[Mutex<IndexShard>]>,
+    stamps: Box<[AtomicU64]>,
+    /// Whether the tier answers lookups and takes fills (false while invalidations may be lost).
+    serving: AtomicBool,
+    bypasses: AtomicU64,
+    invalidations: AtomicU64,
+}
+
+/// Digest → in-process key, for the entries of the tier (and some it has already evicted:
+/// those are swept out once the shard has doubled since its last sweep).
+#[derive(Default)]
+struct IndexShard {
+    keys: HashMap<Key, LocalKey>,
+    swept_at: usize,
+}
+
+/// A stamp noted before a shared read: the fill it allows lands only if no invalidation of
+/// its stripe came in between.
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp(u64);
+
+/// What the tier's counters and state say, for [`Stats`](crate::Stats).
+pub(crate) struct LocalState {
+    pub(crate) entries: u64,
+    pub(crate) bypassed: bool,
+    pub(crate) bypasses: u64,
+    pub(crate) invalidations: u64,
+}
+
+impl LocalTier {
+    /// A tier with these bounds; `coherent` = a channel of invalidations will feed it (it is
+    /// bypassed until that channel says it is connected).
+    pub(crate) fn new(cache: &str, settings: &LocalSettings, coherent: bool) -> Self {
+        LocalTier {
+            cache: cache.to_owned(),
+            store: MemoryStore::new(&MemoryLimits {
+                max_entries: settings.max_entries,
+                max_bytes: settings.max_bytes,
+                ttl: None,
+                stale: Duration::ZERO,
+            }),
+            ttl: settings.ttl,
+            index: (0..INDEX_SHARDS).map(|_| Mutex::default()).collect(),
+            stamps: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            serving: AtomicBool::new(!coherent),
+            bypasses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the tier answers lookups now.
+    #[inline]
+    pub(crate) fn serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    /// What the tier holds under `key`, when it is serving.
+    #[inline]
+    pub(crate) fn fetch<V: Clone + 'static>(&self, key: &[u8]) -> Option<Found<V>> {
+        if !self.serving() {
+            return None;
+        }
+        Some(self.store.fetch(key))
+    }
+
+    fn stripe(&self, digest: &Key) -> &AtomicU64 {
+        &self.stamps[usize::from(digest.0[0]) % STRIPES]
+    }
+
+    fn index_shard(&self, digest: &Key) -> &Mutex<IndexShard> {
+        &self.index[usize::from(digest.0[1]) % INDEX_SHARDS]
+    }
+
+    /// The stamp to fill `digest` with after a shared read, or `None` when the tier is not
+    /// serving (nothing is filled then).
+    pub(crate) fn stamp(&self, digest: &Key) -> Option<Stamp> {
+        let stamp = Stamp(self.stripe(digest).load(Ordering::SeqCst));
+        self.serving().then_some(stamp)
+    }
+
+    /// Fills the tier with a value read from the shared backend (whose envelope said
+    /// `expiry`), unless an invalidation of its stripe came in since `stamp`.
+    pub(crate) fn fill<V: serde::Serialize + Send + Sync + 'static>(
+        &self,
+        key: &[u8],
+        digest: &Key,
+        value: V,
+        expiry: Expiry,
+        stamp: Stamp,
+    ) {
+        let Some((fresh_for, kept_for)) = self.bounds(expiry) else {
+            return;
+        };
+        self.index_insert(key, digest);
+        self.store.insert_for(key, value, fresh_for, kept_for);
+        if self.stripe(digest).load(Ordering::SeqCst) != stamp.0 || !self.serving() {
+            self.store.remove(key);
+        }
+    }
+
+    /// This process wrote `value` to the shared backend: the tier takes it too.
+    pub(crate) fn written<V: serde::Serialize + Send + Sync + 'static>(
+        &self,
+        key: &[u8],
+        digest: &Key,
+        value: V,
+        expiry: Expiry,
+    ) {
+        self.stripe(digest).fetch_add(1, Ordering::SeqCst);
+        match self.bounds(expiry).filter(|_| self.serving()) {
+            Some((fresh_for, kept_for)) => {
+                self.index_insert(key, digest);
+                self.store.insert_for(key, value, fresh_for, kept_for);
+            }
+            None => self.store.remove(key),
+        }
+    }
+
+    /// This process removed the entry from the shared backend: the tier drops it too.
+    pub(crate) fn removed(&self, key: &[u8], digest: &Key) {
+        self.stripe(digest).fetch_add(1, Ordering::SeqCst);
+        self.store.remove(key);
+    }
+
+    /// Drops every entry (this process cleared the cache, or the channel went down or up).
+    pub(crate) fn clear(&self) {
+        for stamp in self.stamps.iter() {
+            stamp.fetch_add(1, Ordering::SeqCst);
+        }
+        self.store.clear();
+        for shard in self.index.iter() {
+            *shard.lock().unwrap_or_else(PoisonError::into_inner) = IndexShard::default();
+        }
+    }
+
+    /// How long a copy of a shared entry with `expiry` stays fresh, then kept: within the
+    /// tier's `ttl` and the entry's own boundaries; `None` when it is already past them.
+    fn bounds(&self, expiry: Expiry) -> Option<(Duration, Duration)> {
+        let now = envelope::now_millis();
+        let left = |until: u64| match until {
+            0 => self.ttl,
+            until => Duration::from_millis(until.saturating_sub(now)).min(self.ttl),
+        };
+        let kept_for = left(expiry.stored_until);
+        (!kept_for.is_zero()).then(|| (left(expiry.fresh_until).min(kept_for), kept_for))
+    }
+
+    fn index_insert(&self, key: &[u8], digest: &Key) {
+        let mut shard = self.index_shard(digest).lock().unwrap_or_else(PoisonError::into_inner);
+        shard.keys.insert(*digest, LocalKey::from_slice(key));
+        if shard.keys.len() > 2 * shard.swept_at + 256 {
+            shard.keys.retain(|_, key| self.store.contains(key));
+            shard.swept_at = shard.keys.len();
+        }
+    }
+
+    /// Drops the entries another process changed.
+    fn invalidate(&self, invalidation: Invalidation) {
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+        match invalidation {
+            Invalidation::Clear => self.clear(),
+            Invalidation::Keys(digests) => {
+                for digest in &digests {
+                    self.stripe(digest).fetch_add(1, Ordering::SeqCst);
+                    let key = self
+                        .index_shard(digest)
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .keys
+                        .remove(digest);
+                    if let Some(key) = key {
+                        self.store.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn state(&self) -> LocalState {
+        LocalState {
+            entries: self.store.entry_count(),
+            bypassed: !self.serving(),
+            bypasses: self.bypasses.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl InvalidationListener for LocalTier {
+    fn connected(&self) {
+        self.clear();
+        if !self.serving.swap(true, Ordering::AcqRel) {
+            tracing::info!(cache = %self.cache, "cachex local tier serving: the invalidation channel is up");
+        }
+    }
+
+    fn lost(&self, reason: &str) {
+        let was_serving = self.serving.swap(false, Ordering::AcqRel);
+        self.clear();
+        if was_serving {
+            self.bypasses.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(cache = %self.cache, reason, "cachex local tier bypassed and emptied: the invalidation channel is lost; calls read the shared backend until it is back");
+        }
+    }
+
+    fn message(&self, message: &[u8]) {
+        if let Some(invalidation) = Invalidation::decode(message) {
+            self.invalidate(invalidation);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tier(ttl: Duration) -> LocalTier {
+        LocalTier::new(
+            "t",
+            &LocalSettings {
+                max_entries: Some(100),
+                max_bytes: None,
+                ttl,
+            },
+            true,
+        )
+    }
+
+    fn far() -> Expiry {
+        Expiry::after(Some(Duration::from_secs(600)), Duration::ZERO)
+    }
+
+    fn other(invalidation: Invalidation) -> Vec<u8> {
+        let mut message = invalidation.encode();
+        message[4] ^= 0xff; // another process's origin
+        message
+    }
+
+    #[test]
+    fn a_tier_serves_only_while_its_channel_is_up() {
+        let tier = tier(Duration::from_secs(60));
+        assert!(tier.fetch::<u32>(b"k").is_none(), "bypassed before the channel is up");
+        assert!(tier.stamp(&Key([1; 32])).is_none());
+        tier.connected();
+        let stamp = tier.stamp(&Key([1; 32])).unwrap();
+        tier.fill(b"k", &Key([1; 32]), 7u32, far(), stamp);
+        assert!(matches!(tier.fetch::<u32>(b"k"), Some(Found::Fresh(7))));
+        tier.lost("test");
+        assert!(tier.fetch::<u32>(b"k").is_none());
+        tier.connected();
+        assert!(
+            matches!(tier.fetch::<u32>(b"k"), Some(Found::Miss)),
+            "emptied by the loss"
+        );
+        assert_eq!(tier.state().bypasses, 1);
+    }
+
+    #[test]
+    fn an_invalidation_during_a_read_cancels_the_fill() {
+        let tier = tier(Duration::from_secs(60));
+        tier.connected();
+        let digest = Key([3; 32]);
+        let stamp = tier.stamp(&digest).unwrap();
+        tier.message(&other(Invalidation::Keys(vec![digest])));
+        tier.fill(b"k", &digest, 1u32, far(), stamp);
+        assert!(matches!(tier.fetch::<u32>(b"k"), Some(Found::Miss)));
+    }
+
+    #[test]
+    fn an_invalidation_drops_the_entry_it_names_and_no_other() {
+        let tier = tier(Duration::from_secs(60));
+        tier.connected();
+        for (key, byte) in [(b"a", 1u8), (b"b", 2u8)] {
+            let digest = Key([byte; 32]);
+            tier.fill(key, &digest, u32::from(byte), far(), tier.stamp(&digest).unwrap());
+        }
+        tier.message(&other(Invalidation::Keys(vec![Key([1; 32])])));
+        assert!(matches!(tier.fetch::<u32>(b"a"), Some(Found::Miss)));
+        assert!(matches!(tier.fetch::<u32>(b"b"), Some(Found::Fresh(2))));
+        tier.message(&Invalidation::Clear.encode()); // its own echo: ignored
+        assert!(matches!(tier.fetch::<u32>(b"b"), Some(Found::Fresh(2))));
+        tier.message(&other(Invalidation::Clear));
+        assert!(matches!(tier.fetch::<u32>(b"b"), Some(Found::Miss)));
+    }
+
+    #[test]
+    fn a_copy_keeps_the_shared_boundaries_within_the_tier_ttl() {
+        let tier = tier(Duration::from_secs(60));
+        let now = envelope::now_millis();
+        let bounds = |fresh: u64, stored: u64| {
+            tier.bounds(Expiry {
+                fresh_until: fresh,
+                stored_until: stored,
+            })
+        };
+        let (fresh, kept) = bounds(now + 10_000, now + 20_000).unwrap();
+        assert!(fresh <= Duration::from_secs(10) && fresh > Duration::from_secs(9));
+        assert!(kept <= Duration::from_secs(20) && kept > Duration::from_secs(19));
+        assert_eq!(bounds(0, 0), Some((Duration::from_secs(60), Duration::from_secs(60))));
+        let (fresh, kept) = bounds(now + 600_000, now + 900_000).unwrap();
+        assert_eq!((fresh, kept), (Duration::from_secs(60), Duration::from_secs(60)));
+        assert_eq!(bounds(now - 10, now - 5), None);
+    }
+
+    #[test]
+    fn the_index_stays_bounded_by_what_the_tier_holds() {
+        let tier = tier(Duration::from_secs(60));
+        tier.connected();
+        for n in 0..20_000u32 {
+            let mut digest = [0; 32];
+            digest[..4].copy_from_slice(&n.to_le_bytes());
+            let digest = Key(digest);
+            tier.fill(&n.to_le_bytes(), &digest, n, far(), tier.stamp(&digest).unwrap());
+        }
+        let indexed: usize = tier.index.iter().map(|shard| shard.lock().unwrap().keys.len()).sum();
+        assert!(tier.store.entry_count() <= 100);
+        assert!(indexed <= INDEX_SHARDS * (2 * 100 + 256), "{indexed} index entries");
+    }
+}

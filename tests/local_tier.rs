@@ -1,0 +1,549 @@
+//! The local tier in front of Redis, against real `redis-server` processes (standalone and a
+//! three-master cluster): coherence between two processes (this test binary runs again as the
+//! second one), a killed invalidation connection, a killed and restarted server, single-flight
+//! across the tiers, and the tier's bounds and TTL.
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Barrier, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use cachex::{cached, CacheConfig, CacheHandle, Config, LocalConfig, Stats};
+use support::redis_server::{RedisCluster, RedisServer};
+use support::{wait_until, Counter};
+
+/// The second process: set to `<test name>|<cache>|<url>|<local or shared>`.
+const PEER_ENV: &str = "CACHEX_TEST_LOCAL_TIER_PEER";
+/// What starts a peer's answer on its stdout.
+const ANSWER: &str = "@peer: ";
+/// How long a peer may take to see a change (generous: the latency is the harness's job).
+const SEEN_WITHIN: Duration = Duration::from_secs(10);
+/// Long enough that no test here waits for a local entry to expire, but where one says so.
+const LOCAL_TTL: Duration = Duration::from_secs(3600);
+/// The caches' per-operation timeout (the invalidation channel pings after half of it).
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Servers {
+    main: RedisServer,
+    cluster: RedisCluster,
+    /// Its pub/sub clients are killed by one test.
+    killable: RedisServer,
+    /// Killed and restarted by one test.
+    fault: Mutex<RedisServer>,
+    /// Only single-flight's reads: its GET count is the test's.
+    reads: RedisServer,
+}
+
+/// Every cache this binary binds or uses, so a peer's configuration declares them all.
+const NAMES: [&str; 7] = [
+    "lt_shared",
+    "lt_cluster",
+    "lt_kill",
+    "lt_restart",
+    "lt_reads",
+    "lt_bounds",
+    "lt_expiry",
+];
+
+fn redis(url: &str) -> CacheConfig {
+    CacheConfig::redis(url).ttl(Duration::from_secs(600)).timeout(TIMEOUT)
+}
+
+fn tiered(url: &str) -> CacheConfig {
+    redis(url).local(LocalConfig::new(LOCAL_TTL).max_entries(1000))
+}
+
+static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
+    let servers = Servers {
+        main: RedisServer::start(),
+        cluster: RedisCluster::start(),
+        killable: RedisServer::start(),
+        fault: Mutex::new(RedisServer::start()),
+        reads: RedisServer::start(),
+    };
+    let main = servers.main.url();
+    let fault = servers.fault.lock().unwrap().url();
+    cachex::init_with(
+        Config::new()
+            .cache("lt_shared", tiered(&main))
+            .cache("lt_cluster", tiered(&servers.cluster.url()))
+            .cache("lt_kill", tiered(&servers.killable.url()))
+            .cache("lt_restart", tiered(&fault))
+            .cache(
+                "lt_reads",
+                redis(&servers.reads.url()).local(LocalConfig::new(Duration::from_millis(200))),
+            )
+            .cache(
+                "lt_bounds",
+                redis(&main).local(LocalConfig::new(LOCAL_TTL).max_entries(50)),
+            )
+            .cache(
+                "lt_expiry",
+                redis(&main).local(LocalConfig::new(Duration::from_millis(300))),
+            ),
+    )
+    .unwrap();
+    servers
+});
+
+fn servers() -> &'static Servers {
+    &SERVERS
+}
+
+static COMPUTED: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+#[cached(name = "lt_shared")]
+fn labelled(id: u32) -> String {
+    COMPUTED.bump(format!("labelled:{id}"));
+    format!("{}:{id}", std::process::id())
+}
+
+#[cached(name = "lt_restart")]
+fn restarted(id: u32) -> u32 {
+    COMPUTED.bump(format!("restarted:{id}"));
+    id * 3
+}
+
+#[cached(name = "lt_reads")]
+fn slow_read(id: u32) -> Vec<u8> {
+    COMPUTED.bump(format!("slow_read:{id}"));
+    vec![id as u8; 1024]
+}
+
+#[cached(name = "lt_reads")]
+async fn slow_read_async(id: u32) -> Vec<u8> {
+    COMPUTED.bump(format!("slow_read_async:{id}"));
+    vec![id as u8; 1024]
+}
+
+fn handle(name: &str) -> CacheHandle {
+    cachex::cache(name).unwrap()
+}
+
+/// Starts the servers (and initialises cachex), then waits until the tier of `cache` in this
+/// process is serving (its channel is up).
+fn serving(cache: &str) {
+    servers();
+    channel_up(cache);
+}
+
+/// Waits until the tier of `cache` in this process is serving.
+fn channel_up(cache: &str) {
+    wait_until(&format!("the local tier of {cache}"), SEEN_WITHIN, || {
+        !handle(cache).stats().local_bypassed
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The second process.
+
+/// This test binary running one test again as a second process that shares one cache with
+/// this one, driven line by line over its stdin and stdout.
+struct Peer {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    /// A peer running `test` with `cache` on `url`, with a local tier or without one.
+    fn spawn(test: &str, cache: &str, url: &str, local: bool) -> Peer {
+        let mode = if local { "local" } else { "shared" };
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(PEER_ENV, format!("{test}|{cache}|{url}|{mode}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = child.stdin.take().unwrap();
+        let output = BufReader::new(child.stdout.take().unwrap());
+        let mut peer = Peer { child, input, output };
+        assert_eq!(peer.ask("ready"), "ready");
+        peer
+    }
+
+    /// Sends one command and returns its answer (what follows [`ANSWER`] on the peer's line).
+    fn ask(&mut self, command: &str) -> String {
+        writeln!(self.input, "{command}").unwrap();
+        self.input.flush().unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                self.output.read_line(&mut line).unwrap() > 0,
+                "the peer exited while answering `{command}`"
+            );
+            // The harness may have printed the test's name on the same line.
+            if let Some((_, answer)) = line.trim_end().split_once(ANSWER) {
+                return answer.to_owned();
+            }
+        }
+    }
+
+    /// The peer's stats: `local_hits invalidations local_bypasses`.
+    fn stats(&mut self) -> (u64, u64, u64) {
+        let answer = self.ask("stats");
+        let numbers: Vec<u64> = answer.split(' ').map(|n| n.parse().unwrap()).collect();
+        (numbers[0], numbers[1], numbers[2])
+    }
+
+    /// Waits until the peer has applied `count` invalidations.
+    fn invalidated(&mut self, count: u64) {
+        let started = Instant::now();
+        while self.stats().1 < count {
+            assert!(started.elapsed() < SEEN_WITHIN, "the peer got no invalidation");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Asks `command` until the answer is `expected`, failing after [`SEEN_WITHIN`].
+    fn until(&mut self, command: &str, expected: &str) {
+        let started = Instant::now();
+        loop {
+            let answer = self.ask(command);
+            if answer == expected {
+                return;
+            }
+            assert!(
+                started.elapsed() < SEEN_WITHIN,
+                "the peer still answers `{answer}` to `{command}`, not `{expected}`"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = writeln!(self.input, "quit");
+        let _ = self.child.wait();
+    }
+}
+
+/// The peer's side: serves commands until `quit`. Returns whether this process is a peer.
+fn peer_mode(test: &str) -> bool {
+    let Ok(spec) = std::env::var(PEER_ENV) else {
+        return false;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [for_test, cache, url, mode] = parts[..] else {
+        panic!("bad peer spec {spec}");
+    };
+    if for_test != test {
+        return true;
+    }
+    let mut config = Config::new();
+    for name in NAMES {
+        config = config.cache(name, CacheConfig::memory());
+    }
+    let cache_config = if mode == "local" { tiered(url) } else { redis(url) };
+    cachex::init_with(config.cache(cache, cache_config)).unwrap();
+    let shared = handle(cache);
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.unwrap();
+        let (command, argument) = line.split_once(' ').unwrap_or((&line, ""));
+        let answer = match command {
+            "ready" => {
+                if mode == "local" {
+                    channel_up(cache);
+                }
+                "ready".to_owned()
+            }
+            "get" => match shared.get::<_, u32>(argument) {
+                Ok(Some(value)) => value.to_string(),
+                Ok(None) => "none".to_owned(),
+                Err(error) => format!("error {error}"),
+            },
+            "set" => {
+                let (key, value) = argument.split_once('=').unwrap();
+                shared.set(key, &value.parse::<u32>().unwrap()).unwrap();
+                "ok".to_owned()
+            }
+            "labelled" => {
+                let id = argument.parse().unwrap();
+                format!("{} {}", labelled(id), COMPUTED.get(&format!("labelled:{id}")))
+            }
+            "stats" => {
+                let stats = shared.stats();
+                format!("{} {} {}", stats.local_hits, stats.invalidations, stats.local_bypasses)
+            }
+            "quit" => break,
+            other => panic!("unknown peer command {other}"),
+        };
+        println!("{ANSWER}{answer}");
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coherence between two processes.
+
+/// What one process writes, removes and clears is seen by the other, whose copies were local.
+fn two_processes_see_each_others_changes(test: &str, cache: &str, url: &str) {
+    serving(cache);
+    let here = handle(cache);
+    let mut peer = Peer::spawn(test, cache, url, true);
+
+    here.set("k", &1u32).unwrap();
+    // The write's own message may arrive after the peer's read and drop its copy: once it
+    // has arrived, the peer's copy stays.
+    peer.invalidated(1);
+    assert_eq!(peer.ask("get k"), "1");
+    let (hits_before, _, _) = peer.stats();
+    assert_eq!(peer.ask("get k"), "1");
+    assert_eq!(peer.stats().0, hits_before + 1, "the peer's second read is local");
+
+    here.set("k", &2u32).unwrap();
+    peer.until("get k", "2");
+    here.remove("k").unwrap();
+    peer.until("get k", "none");
+
+    here.set("k", &3u32).unwrap();
+    peer.until("get k", "3");
+    here.clear().unwrap();
+    peer.until("get k", "none");
+
+    // The other way round: the peer writes over what this process holds locally.
+    let invalidations = here.stats().invalidations;
+    peer.ask("set j=10");
+    wait_until("the peer's message", SEEN_WITHIN, || {
+        here.stats().invalidations > invalidations
+    });
+    assert_eq!(here.get::<_, u32>("j").unwrap(), Some(10));
+    let local_hits = here.stats().local_hits;
+    assert_eq!(here.get::<_, u32>("j").unwrap(), Some(10));
+    assert_eq!(here.stats().local_hits, local_hits + 1);
+    peer.ask("set j=11");
+    wait_until("this process to see the peer's write", SEEN_WITHIN, || {
+        here.get::<_, u32>("j").unwrap() == Some(11)
+    });
+
+    let (_, invalidations, bypasses) = peer.stats();
+    assert!(invalidations >= 4, "the peer applied {invalidations} invalidations");
+    assert_eq!(
+        bypasses, 0,
+        "the changes came through invalidations, not a lost channel"
+    );
+    assert_eq!(here.stats().local_bypasses, 0);
+}
+
+#[test]
+fn two_processes_see_each_others_changes_standalone() {
+    if peer_mode("two_processes_see_each_others_changes_standalone") {
+        return;
+    }
+    let url = servers().main.url();
+    two_processes_see_each_others_changes("two_processes_see_each_others_changes_standalone", "lt_shared", &url);
+}
+
+#[test]
+fn two_processes_see_each_others_changes_on_a_cluster() {
+    if peer_mode("two_processes_see_each_others_changes_on_a_cluster") {
+        return;
+    }
+    let url = servers().cluster.url();
+    two_processes_see_each_others_changes("two_processes_see_each_others_changes_on_a_cluster", "lt_cluster", &url);
+}
+
+#[test]
+fn invalidating_a_call_drops_it_from_the_other_process() {
+    if peer_mode("invalidating_a_call_drops_it_from_the_other_process") {
+        return;
+    }
+    serving("lt_shared");
+    let url = servers().main.url();
+    let mut peer = Peer::spawn(
+        "invalidating_a_call_drops_it_from_the_other_process",
+        "lt_shared",
+        &url,
+        true,
+    );
+    // The peer computes and holds the value; a second call is a local hit.
+    let first = peer.ask("labelled 7");
+    assert!(first.ends_with(" 1"), "computed once: {first}");
+    assert_eq!(peer.ask("labelled 7"), first);
+    labelled_invalidate(7).unwrap();
+    let recomputed = first.replace(" 1", " 2");
+    peer.until("labelled 7", &recomputed);
+    assert_eq!(peer.stats().2, 0, "no lost channel");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A lost channel.
+
+#[test]
+fn a_killed_invalidation_connection_empties_and_bypasses_the_tier_until_it_is_back() {
+    if peer_mode("a_killed_invalidation_connection_empties_and_bypasses_the_tier_until_it_is_back") {
+        return;
+    }
+    serving("lt_kill");
+    let here = handle("lt_kill");
+    here.set("k", &1u32).unwrap();
+    assert_eq!(here.get::<_, u32>("k").unwrap(), Some(1));
+
+    // A write whose message this process never gets: a process without a local tier
+    // publishes none. The local copy stays, as a lost message would leave it.
+    let mut writer = Peer::spawn(
+        "a_killed_invalidation_connection_empties_and_bypasses_the_tier_until_it_is_back",
+        "lt_kill",
+        &servers().killable.url(),
+        false,
+    );
+    assert_eq!(writer.ask("set k=2"), "ok");
+    let before = here.stats();
+    assert_eq!(here.get::<_, u32>("k").unwrap(), Some(1), "the local copy: {before:?}");
+
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"])
+        .query(&mut servers().killable.client())
+        .unwrap();
+    assert_eq!(killed, 1, "this process's subscriber");
+    wait_until("the tier to be bypassed, then back", SEEN_WITHIN, || {
+        let stats = here.stats();
+        stats.local_bypasses == before.local_bypasses + 1 && !stats.local_bypassed
+    });
+    // Emptied: what Redis holds now, then from the tier again.
+    assert_eq!(here.get::<_, u32>("k").unwrap(), Some(2));
+    let local_hits = here.stats().local_hits;
+    assert_eq!(here.get::<_, u32>("k").unwrap(), Some(2));
+    assert_eq!(here.stats().local_hits, local_hits + 1, "the tier fills again");
+}
+
+#[test]
+fn a_restarted_server_gives_no_wrong_values_and_the_tier_fills_again() {
+    let here = handle("lt_restart");
+    serving("lt_restart");
+    assert_eq!(restarted(1), 3);
+    assert_eq!(restarted(1), 3);
+    assert_eq!(COMPUTED.get("restarted:1"), 1);
+    here.set("k", &1u32).unwrap();
+
+    servers().fault.lock().unwrap().kill();
+    wait_until("the tier to be bypassed", SEEN_WITHIN, || here.stats().local_bypassed);
+    // Bypassed: nothing local is served; calls compute (on_error = bypass), reads fail.
+    assert_eq!(restarted(1), 3);
+    assert_eq!(COMPUTED.get("restarted:1"), 2);
+    assert!(
+        here.get::<_, u32>("k").is_err(),
+        "the server is down: no local copy answers"
+    );
+
+    servers().fault.lock().unwrap().restart();
+    serving("lt_restart");
+    // The restarted server is empty: no value survives anywhere.
+    assert_eq!(here.get::<_, u32>("k").unwrap(), None);
+    assert_eq!(restarted(1), 3);
+    assert_eq!(COMPUTED.get("restarted:1"), 3);
+    let local_hits = here.stats().local_hits;
+    assert_eq!(restarted(1), 3);
+    assert_eq!(COMPUTED.get("restarted:1"), 3);
+    assert_eq!(here.stats().local_hits, local_hits + 1, "the tier fills again");
+    assert!(here.stats().local_bypasses >= 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-flight across the tiers.
+
+/// The GETs the `reads` server has answered.
+fn gets() -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut servers().reads.client())
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+const CALLERS: usize = 16;
+
+/// The two single-flight tests count the same server's GETs: one at a time.
+static READS: Mutex<()> = Mutex::new(());
+
+#[test]
+fn concurrent_local_misses_make_one_shared_read() {
+    let _alone = READS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    serving("lt_reads");
+    assert_eq!(slow_read(1), vec![1; 1024]);
+    // The local copy expires (its ttl is 200 ms); the shared entry stays.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = gets();
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    std::thread::scope(|scope| {
+        for _ in 0..CALLERS {
+            let barrier = Arc::clone(&barrier);
+            scope.spawn(move || {
+                barrier.wait();
+                assert_eq!(slow_read(1), vec![1; 1024]);
+            });
+        }
+    });
+    assert_eq!(gets() - before, 1, "one read of the shared backend");
+    assert_eq!(COMPUTED.get("slow_read:1"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_async_local_misses_make_one_shared_read() {
+    let _alone = READS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tokio::task::spawn_blocking(|| serving("lt_reads")).await.unwrap();
+    assert_eq!(slow_read_async(2).await, vec![2; 1024]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = tokio::task::spawn_blocking(gets).await.unwrap();
+    let calls: Vec<_> = (0..CALLERS).map(|_| tokio::spawn(slow_read_async(2))).collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), vec![2; 1024]);
+    }
+    let after = tokio::task::spawn_blocking(gets).await.unwrap();
+    assert_eq!(after - before, 1, "one read of the shared backend");
+    assert_eq!(COMPUTED.get("slow_read_async:2"), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounds and TTL.
+
+#[test]
+fn the_tier_holds_at_most_max_entries() {
+    serving("lt_bounds");
+    let bounded = handle("lt_bounds");
+    for n in 0..500u32 {
+        bounded.set(&n, &n).unwrap();
+    }
+    for n in 0..500u32 {
+        assert_eq!(
+            bounded.get::<_, u32>(&n).unwrap(),
+            Some(n),
+            "every value is still in Redis"
+        );
+    }
+    let stats: Stats = bounded.stats();
+    assert!(stats.local_entries <= 50, "{} local entries", stats.local_entries);
+    assert!(stats.local_hits < 500, "most reads went to Redis: {stats:?}");
+}
+
+#[test]
+fn a_local_copy_never_outlives_the_tier_ttl() {
+    if peer_mode("a_local_copy_never_outlives_the_tier_ttl") {
+        return;
+    }
+    serving("lt_expiry");
+    let tiered = handle("lt_expiry");
+    tiered.set("k", &1u32).unwrap();
+    assert_eq!(tiered.get::<_, u32>("k").unwrap(), Some(1));
+    // A write this tier is never told of (the writer has no tier, so it publishes nothing)...
+    let mut writer = Peer::spawn(
+        "a_local_copy_never_outlives_the_tier_ttl",
+        "lt_expiry",
+        &servers().main.url(),
+        false,
+    );
+    assert_eq!(writer.ask("set k=2"), "ok");
+    // ...is read once the local copy's 300 ms have passed.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(tiered.get::<_, u32>("k").unwrap(), Some(2));
+}
