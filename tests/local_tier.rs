@@ -38,7 +38,9 @@ struct Servers {
 }
 
 /// Every cache this binary binds or uses, so a peer's configuration declares them all.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 9] = [
+    "lt_stale",
+    "lt_file",
     "lt_shared",
     "lt_cluster",
     "lt_kill",
@@ -83,6 +85,16 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
             .cache(
                 "lt_expiry",
                 redis(&main).local(LocalConfig::new(Duration::from_millis(300))),
+            )
+            .cache(
+                "lt_stale",
+                tiered(&main)
+                    .ttl(Duration::from_millis(300))
+                    .stale_while_revalidate(Duration::from_secs(60)),
+            )
+            .cache(
+                "lt_file",
+                CacheConfig::file(support::scratch_dir("local-tier-file-")).local(LocalConfig::new(LOCAL_TTL)),
             ),
     )
     .unwrap();
@@ -99,6 +111,12 @@ static COMPUTED: LazyLock<Counter> = LazyLock::new(Counter::default);
 fn labelled(id: u32) -> String {
     COMPUTED.bump(format!("labelled:{id}"));
     format!("{}:{id}", std::process::id())
+}
+
+#[cached(name = "lt_stale")]
+fn revalidated(id: u32) -> usize {
+    COMPUTED.bump(format!("revalidated:{id}"));
+    COMPUTED.get(&format!("revalidated:{id}"))
 }
 
 #[cached(name = "lt_restart")]
@@ -546,4 +564,44 @@ fn a_local_copy_never_outlives_the_tier_ttl() {
     // ...is read once the local copy's 300 ms have passed.
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(tiered.get::<_, u32>("k").unwrap(), Some(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared entry's boundaries, and backends without invalidations.
+
+#[test]
+fn a_local_copy_goes_stale_with_the_shared_entry_and_is_revalidated() {
+    serving("lt_stale");
+    let cache = handle("lt_stale");
+    cache.set("k", &1u32).unwrap();
+    assert_eq!(cache.get::<_, u32>("k").unwrap(), Some(1));
+    assert_eq!(revalidated(1), 1);
+    let before = cache.stats();
+    assert_eq!(revalidated(1), 1);
+    assert_eq!(cache.stats().local_hits, before.local_hits + 1);
+
+    // Past the cache's 300 ms ttl, though the tier's is an hour: no copy is fresh any more.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(cache.get::<_, u32>("k").unwrap(), None, "a stale copy is not a hit");
+    // Within stale_while_revalidate: the stale value at once, one refresh in the background.
+    assert_eq!(revalidated(1), 1);
+    assert!(cache.stats().stale_served > before.stale_served);
+    wait_until("the refreshed value", SEEN_WITHIN, || revalidated(1) == 2);
+    assert_eq!(COMPUTED.get("revalidated:1"), 2);
+    let hits = cache.stats().local_hits;
+    assert_eq!(revalidated(1), 2);
+    assert_eq!(cache.stats().local_hits, hits + 1, "the refreshed value is local");
+}
+
+#[test]
+fn a_tier_without_invalidations_serves_from_the_start() {
+    servers();
+    let cache = handle("lt_file");
+    let stats = cache.stats();
+    assert!(!stats.local_bypassed, "no channel to wait for: {stats:?}");
+    cache.set("k", &5u32).unwrap();
+    assert_eq!(cache.get::<_, u32>("k").unwrap(), Some(5));
+    assert_eq!(cache.stats().local_hits, stats.local_hits + 1);
+    cache.remove("k").unwrap();
+    assert_eq!(cache.get::<_, u32>("k").unwrap(), None);
 }

@@ -199,3 +199,38 @@ fn a_panicking_client_builder_is_a_problem_not_a_panic() {
     assert!(text.contains("failed inside a client library"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn a_local_tier_needs_a_ttl_a_byte_storing_backend_and_a_cache_of_its_own() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            "[defaults]\nlocal = { ttl = \"30s\" }\n\
+             [caches.memory]\nlocal = { ttl = \"30s\" }\n\
+             [caches.untimed]\nbackend = \"file\"\npath = \"cache\"\nlocal = { max_entries = 10 }\n\
+             [caches.empty]\nbackend = \"file\"\npath = \"cache\"\nlocal = { ttl = \"5s\", max_bytes = 0 }\n",
+        )?;
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(text.contains("[defaults], key `local` (from file"), "{text}");
+        assert!(
+            text.contains("cache `memory`, key `local`") && text.contains("in process memory already"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cache `untimed`, key `local.ttl`") && text.contains("a local tier needs `ttl`"),
+            "{text}"
+        );
+        assert!(text.contains("cache `empty`, key `local.max_bytes`"), "{text}");
+        jail.create_file(
+            "cachex.toml",
+            "[caches.reports]\nbackend = \"file\"\npath = \"cache\"\nlocal = { max_entries = 10, ttl = \"30s\" }\n",
+        )?;
+        jail.set_env("CACHEX_CACHES__REPORTS__LOCAL__TTL", "5s");
+        let runtime = build_runtime(&load().unwrap()).unwrap();
+        let local = runtime.cache("reports").unwrap().settings().local.unwrap();
+        assert_eq!((local.max_entries, local.ttl), (Some(10), Duration::from_secs(5)));
+        jail.set_env("CACHEX_CACHES__REPORTS__LOCAL__TTL", "soon");
+        assert!(load().is_err(), "a bad duration from the environment is an error");
+        Ok(())
+    });
+}
