@@ -69,6 +69,9 @@ pub use cachex_core::backend::mongodb;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use cachex_core::backend::redis;
+/// How the processes sharing a cache with a local tier tell each other what changed: the
+/// messages, and the channel a byte-storing backend may offer for them.
+pub use cachex_core::coherence;
 /// Metrics through the `metrics` facade (feature `metrics`): [`publish`](metrics::publish)
 /// before rendering.
 #[cfg(feature = "metrics")]

@@ -35,10 +35,13 @@ struct Servers {
     fault: Mutex<RedisServer>,
     /// Only single-flight's reads: its GET count is the test's.
     reads: RedisServer,
+    /// Paused (`CLIENT PAUSE`) by one test.
+    paused: RedisServer,
 }
 
 /// Every cache this binary binds or uses, so a peer's configuration declares them all.
-const NAMES: [&str; 9] = [
+const NAMES: [&str; 10] = [
+    "lt_pause",
     "lt_stale",
     "lt_file",
     "lt_shared",
@@ -65,6 +68,7 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
         killable: RedisServer::start(),
         fault: Mutex::new(RedisServer::start()),
         reads: RedisServer::start(),
+        paused: RedisServer::start(),
     };
     let main = servers.main.url();
     let fault = servers.fault.lock().unwrap().url();
@@ -86,6 +90,7 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
                 "lt_expiry",
                 redis(&main).local(LocalConfig::new(Duration::from_millis(300))),
             )
+            .cache("lt_pause", tiered(&servers.paused.url()).timeout(PAUSE_TIMEOUT))
             .cache(
                 "lt_stale",
                 tiered(&main)
@@ -464,6 +469,35 @@ fn a_restarted_server_gives_no_wrong_values_and_the_tier_fills_again() {
     assert!(here.stats().local_bypasses >= 1);
 }
 
+/// The timeout of the cache whose server is paused: its channel pings after 150 ms of
+/// silence and gives the ping 150 ms.
+const PAUSE_TIMEOUT: Duration = Duration::from_millis(300);
+
+#[test]
+fn a_silent_server_is_noticed_by_the_ping_and_the_tier_is_bypassed() {
+    serving("lt_pause");
+    let cache = handle("lt_pause");
+    cache.set("k", &1u32).unwrap();
+    // The connection stays open but nothing answers: only the channel's ping can tell. The
+    // pause outlasts the wait below many times over the 300 ms the ping needs.
+    let pause = Duration::from_secs(6);
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis() as u64)
+        .arg("ALL")
+        .query(&mut servers().paused.client())
+        .unwrap();
+    wait_until("the tier to be bypassed", pause - Duration::from_secs(1), || {
+        cache.stats().local_bypassed
+    });
+    assert_eq!(cache.stats().local_bypasses, 1);
+    // Back after the pause: subscribed again, and serving.
+    wait_until("the tier to serve again", pause + SEEN_WITHIN, || {
+        !cache.stats().local_bypassed
+    });
+    assert_eq!(cache.get::<_, u32>("k").unwrap(), Some(1));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Single-flight across the tiers.
 
@@ -506,19 +540,26 @@ fn concurrent_local_misses_make_one_shared_read() {
     assert_eq!(COMPUTED.get("slow_read:1"), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_async_local_misses_make_one_shared_read() {
+#[test]
+fn concurrent_async_local_misses_make_one_shared_read() {
     let _alone = READS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    tokio::task::spawn_blocking(|| serving("lt_reads")).await.unwrap();
-    assert_eq!(slow_read_async(2).await, vec![2; 1024]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = tokio::task::spawn_blocking(gets).await.unwrap();
-    let calls: Vec<_> = (0..CALLERS).map(|_| tokio::spawn(slow_read_async(2))).collect();
-    for call in calls {
-        assert_eq!(call.await.unwrap(), vec![2; 1024]);
-    }
-    let after = tokio::task::spawn_blocking(gets).await.unwrap();
-    assert_eq!(after - before, 1, "one read of the shared backend");
+    serving("lt_reads");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(slow_read_async(2).await, vec![2; 1024]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = tokio::task::spawn_blocking(gets).await.unwrap();
+        let calls: Vec<_> = (0..CALLERS).map(|_| tokio::spawn(slow_read_async(2))).collect();
+        for call in calls {
+            assert_eq!(call.await.unwrap(), vec![2; 1024]);
+        }
+        let after = tokio::task::spawn_blocking(gets).await.unwrap();
+        assert_eq!(after - before, 1, "one read of the shared backend");
+    });
     assert_eq!(COMPUTED.get("slow_read_async:2"), 1);
 }
 

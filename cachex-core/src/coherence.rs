@@ -134,6 +134,30 @@ pub trait Invalidations: Send + Sync + 'static {
 }
 
 /// What receives a cache's invalidations (its local tier).
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use cachex_core::coherence::{Invalidation, InvalidationListener};
+///
+/// /// Remembers whether the channel is up, and prints what changed.
+/// struct Watcher(AtomicBool);
+///
+/// impl InvalidationListener for Watcher {
+///     fn connected(&self) {
+///         self.0.store(true, Ordering::Release);
+///     }
+///     fn lost(&self, _reason: &str) {
+///         self.0.store(false, Ordering::Release);
+///     }
+///     fn message(&self, message: &[u8]) {
+///         println!("{:?}", Invalidation::decode(message));
+///     }
+/// }
+///
+/// let watcher = Watcher(AtomicBool::new(false));
+/// watcher.connected();
+/// assert!(watcher.0.load(Ordering::Acquire));
+/// ```
 pub trait InvalidationListener: Send + Sync {
     /// The channel is up: every message sent from now on will be delivered.
     fn connected(&self);

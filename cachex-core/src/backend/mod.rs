@@ -55,7 +55,48 @@ impl Backend {
         }
     }
 
-    /// This backend with `channel` for the invalidations that keep local tiers coherent.
+    /// This backend with `channel` for the invalidations that keep local tiers coherent (a
+    /// memory backend is returned as it is: it has no local tier).
+    ///
+    /// ```
+    /// use std::sync::Weak;
+    /// use cachex_core::coherence::{InvalidationListener, Invalidations};
+    /// use cachex_core::{Backend, BoxError, BoxFuture};
+    /// # #[derive(Clone)]
+    /// # struct Nothing;
+    /// # impl cachex_core::Storage for Nothing {
+    /// #     fn get(&self, _: &cachex_core::StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError> { Ok(None) }
+    /// #     fn set(&self, _: &cachex_core::StorageKey<'_>, _: &[u8], _: Option<std::time::Duration>) -> Result<(), BoxError> { Ok(()) }
+    /// #     fn delete(&self, _: &cachex_core::StorageKey<'_>) -> Result<(), BoxError> { Ok(()) }
+    /// #     fn clear(&self) -> Result<(), BoxError> { Ok(()) }
+    /// # }
+    /// # impl cachex_core::AsyncStorage for Nothing {
+    /// #     fn get<'a>(&'a self, _: &'a cachex_core::StorageKey<'a>) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> { Box::pin(async { Ok(None) }) }
+    /// #     fn set<'a>(&'a self, _: &'a cachex_core::StorageKey<'a>, _: &'a [u8], _: Option<std::time::Duration>) -> BoxFuture<'a, Result<(), BoxError>> { Box::pin(async { Ok(()) }) }
+    /// #     fn delete<'a>(&'a self, _: &'a cachex_core::StorageKey<'a>) -> BoxFuture<'a, Result<(), BoxError>> { Box::pin(async { Ok(()) }) }
+    /// #     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> { Box::pin(async { Ok(()) }) }
+    /// # }
+    ///
+    /// /// A channel that reaches no other process.
+    /// struct Alone;
+    ///
+    /// impl Invalidations for Alone {
+    ///     fn publish(&self, _message: &[u8]) -> Result<(), BoxError> {
+    ///         Ok(())
+    ///     }
+    ///     fn publish_async<'a>(&'a self, _message: &'a [u8]) -> BoxFuture<'a, Result<(), BoxError>> {
+    ///         Box::pin(async { Ok(()) })
+    ///     }
+    ///     fn subscribe(&self, listener: Weak<dyn InvalidationListener>) {
+    ///         if let Some(listener) = listener.upgrade() {
+    ///             listener.connected();
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let backend = Backend::bytes("mine", Nothing).with_invalidations(Alone);
+    /// assert!(matches!(backend, Backend::Bytes { invalidations: Some(_), .. }));
+    /// ```
     pub fn with_invalidations(self, channel: impl Invalidations) -> Backend {
         match self {
             Backend::Bytes {

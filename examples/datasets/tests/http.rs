@@ -92,6 +92,10 @@ async fn the_stats_endpoint_reports_the_hit() {
     assert_eq!(datasets["backend"], "memory");
     assert!(datasets["hits"].as_u64().unwrap() >= 1, "{stats}");
     assert!(datasets["stores"].as_u64().unwrap() >= 1, "{stats}");
+    // Local and shared hits apart (a memory cache has no local tier: every hit is its own).
+    assert_eq!(datasets["local_hits"], 0, "{stats}");
+    assert_eq!(datasets["shared_hits"], datasets["hits"], "{stats}");
+    assert_eq!(datasets["local_bypassed"], false, "{stats}");
 }
 
 /// A process-wide object counted at each build.
