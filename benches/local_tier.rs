@@ -2,7 +2,8 @@
 //! on a Redis cache with a local tier, the same cache without one, the same function on the
 //! memory backend (with a TTL, like the tier's entries), and the raw redis-rs GET of a 1 KiB
 //! value on one blocking connection. One thread; every variant reads the same 1024 keys, all
-//! present, in the same order.
+//! present, in the same order. Then what the tier adds to a write: a direct `set` with and
+//! without it (the invalidation's PUBLISH).
 //!
 //! Needs `redis-server` (Debian package `redis-server`); the bench starts its own on a free port.
 
@@ -108,6 +109,21 @@ fn hits(c: &mut Criterion) {
             })
         })
     });
+    group.finish();
+
+    // What a write costs with the tier: SET, then PUBLISH of the invalidation.
+    let mut group = c.benchmark_group("write 1 KiB (direct set), 1 thread");
+    group.throughput(Throughput::Elements(1));
+    let value = kib("write", 1);
+    for (label, cache) in [
+        ("cachex redis + local tier (SET + PUBLISH)", "bench_lt_local"),
+        ("cachex redis, no local tier (SET)", "bench_lt_redis"),
+    ] {
+        let handle = cachex::cache(cache).unwrap();
+        group.bench_function(label, |b| {
+            b.iter_custom(|iters| timed(iters, |i| handle.set(&("write", i), &value).unwrap()))
+        });
+    }
     group.finish();
     let stats = cachex::cache("bench_lt_local").unwrap().stats();
     assert_eq!(stats.local_hits, stats.hits, "every measured hit was local: {stats:?}");

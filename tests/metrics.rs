@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cachex::{cached, CacheConfig, Config};
+use cachex::{cached, CacheConfig, Config, LocalConfig};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 #[cached(name = "m_memory")]
@@ -64,6 +64,13 @@ fn each_counter_and_histogram_counts_exactly_what_happened() {
             .cache(
                 "m_down",
                 CacheConfig::redis(&format!("redis://127.0.0.1:{dead_port}/0")).timeout(Duration::from_millis(250)),
+            )
+            // A local tier whose invalidation channel never comes up: bypassed.
+            .cache(
+                "m_tiered",
+                CacheConfig::redis(&format!("redis://127.0.0.1:{dead_port}/0"))
+                    .timeout(Duration::from_millis(250))
+                    .local(LocalConfig::new(Duration::from_secs(60))),
             ),
     )
     .unwrap();
@@ -119,6 +126,20 @@ fn each_counter_and_histogram_counts_exactly_what_happened() {
         ),
         0
     );
+    let gauge = |cache: &str| match find(&snapshot, "cache_local_bypassed", &[("cache", cache)]) {
+        DebugValue::Gauge(value) => value.into_inner(),
+        other => panic!("cache_local_bypassed: not a gauge: {other:?}"),
+    };
+    assert_eq!(gauge("m_tiered"), 1.0, "no channel: bypassed");
+    assert_eq!(gauge("m_memory"), 0.0);
+    assert_eq!(counter(&snapshot, "cache_local_hits_total", &memory), 0);
+    assert_eq!(
+        counter(&snapshot, "cache_local_bypasses_total", &[("cache", "m_tiered")]),
+        0,
+        "never connected: nothing lost"
+    );
+    assert_eq!(counter(&snapshot, "cache_invalidations_total", &[("cache", "m_tiered")]), 0);
+    assert!(cachex::cache("m_tiered").unwrap().stats().local_bypassed);
     // stats() reads the same numbers.
     let stats = cachex::cache("m_memory").unwrap().stats();
     assert_eq!((stats.hits, stats.misses, stats.stores, stats.evictions), (1, 4, 3, 1));
