@@ -138,7 +138,10 @@ fn each_counter_and_histogram_counts_exactly_what_happened() {
         0,
         "never connected: nothing lost"
     );
-    assert_eq!(counter(&snapshot, "cache_invalidations_total", &[("cache", "m_tiered")]), 0);
+    assert_eq!(
+        counter(&snapshot, "cache_invalidations_total", &[("cache", "m_tiered")]),
+        0
+    );
     assert!(cachex::cache("m_tiered").unwrap().stats().local_bypassed);
     // stats() reads the same numbers.
     let stats = cachex::cache("m_memory").unwrap().stats();

@@ -415,7 +415,10 @@ impl Cache {
         Ok(opened)
     }
 
-    /// Copies a fresh value read from the shared backend into the local tier.
+    /// Copies a fresh value read from the shared backend into the local tier; returns whether
+    /// what was read is still current: no invalidation of its key came in during the read
+    /// (`read` = the stamp taken before it; `None` while the tier is bypassed, when nothing is
+    /// known either way).
     fn fill<V: CacheValue>(
         &self,
         tier: &LocalTier,
@@ -423,10 +426,14 @@ impl Cache {
         digest: &Key,
         read: Option<Stamp>,
         opened: &Opened<V>,
-    ) {
+    ) -> bool {
+        let Some(stamp) = read else {
+            return true;
+        };
         // Only fresh values: a stale copy would restart its `past` from now.
-        if let (Some(stamp), Some(expiry), Found::Fresh(value)) = (read, opened.expiry, &opened.found) {
-            tier.fill(key.local(), digest, value.clone(), expiry, stamp);
+        match (opened.expiry, &opened.found) {
+            (Some(expiry), Found::Fresh(value)) => tier.fill(key.local(), digest, value.clone(), expiry, stamp),
+            _ => tier.unchanged(digest, stamp),
         }
     }
 
@@ -459,10 +466,11 @@ impl Cache {
         counted: bool,
     ) -> Result<Found<V>, Error> {
         let mut leader = match self.reads.join_blocking(key.local()) {
-            Joined::Leader(leader) => {
+            Joined::Leader(mut leader) => {
                 // A reader that finished between this call's local miss and its join has
                 // filled the tier.
                 if let Some(found) = self.local_lookup(tier, key, counted) {
+                    leader.share(&found);
                     return Ok(found);
                 }
                 Some(leader)
@@ -479,9 +487,15 @@ impl Cache {
         let digest = key.digest();
         let stamp = tier.stamp(&digest);
         let opened = self.read_shared::<V>(blocking, key, digest, counted)?;
-        self.fill(tier, key, &digest, stamp, &opened);
+        let current = self.fill(tier, key, &digest, stamp, &opened);
         if let Some(leader) = &mut leader {
-            leader.share(&opened.found);
+            // What an invalidation overtook is this call's alone: callers that joined later
+            // may have come after the invalidation, and read again.
+            if current {
+                leader.share(&opened.found);
+            } else {
+                leader.fail();
+            }
         }
         Ok(opened.found)
     }
@@ -495,8 +509,9 @@ impl Cache {
         counted: bool,
     ) -> Result<Found<V>, Error> {
         let mut leader = match self.reads.join_async(key.local()) {
-            Joined::Leader(leader) => {
+            Joined::Leader(mut leader) => {
                 if let Some(found) = self.local_lookup(tier, key, counted) {
+                    leader.share(&found);
                     return Ok(found);
                 }
                 Some(leader)
@@ -513,9 +528,15 @@ impl Cache {
         let digest = key.digest();
         let stamp = tier.stamp(&digest);
         let opened = self.read_shared_async::<V>(nonblocking, key, digest, counted).await?;
-        self.fill(tier, key, &digest, stamp, &opened);
+        let current = self.fill(tier, key, &digest, stamp, &opened);
         if let Some(leader) = &mut leader {
-            leader.share(&opened.found);
+            // What an invalidation overtook is this call's alone: callers that joined later
+            // may have come after the invalidation, and read again.
+            if current {
+                leader.share(&opened.found);
+            } else {
+                leader.fail();
+            }
         }
         Ok(opened.found)
     }
@@ -673,10 +694,23 @@ impl Cache {
         }
     }
 
-    /// After `value` was written to the shared backend: the local tier takes it.
-    fn written_locally<V: CacheValue>(&self, key: &CallKey<'_>, digest: &Key, value: &V, expiry: Expiry) {
+    /// The local tier's stamp of `digest`, taken before a write to the shared backend.
+    fn write_stamp(&self, digest: &Key) -> Option<Stamp> {
+        self.local.as_ref().and_then(|tier| tier.stamp(digest))
+    }
+
+    /// After `value` was written to the shared backend: the local tier takes it (unless the
+    /// entry changed since `stamp`, taken before the write).
+    fn written_locally<V: CacheValue>(
+        &self,
+        key: &CallKey<'_>,
+        digest: &Key,
+        value: &V,
+        expiry: Expiry,
+        stamp: Option<Stamp>,
+    ) {
         if let Some(tier) = &self.local {
-            tier.written(key.local(), digest, value.clone(), expiry);
+            tier.written(key.local(), digest, value.clone(), expiry, stamp);
         }
     }
 
@@ -688,8 +722,9 @@ impl Cache {
                 let storage_key = self.storage_key(key);
                 let expiry = self.expiry();
                 let bytes = self.encode(&storage_key, value, expiry)?;
+                let stamp = self.write_stamp(&storage_key.digest);
                 self.op(Operation::Set, || blocking.set(&storage_key, &bytes, self.kept_for()))?;
-                self.written_locally(key, &storage_key.digest, value, expiry);
+                self.written_locally(key, &storage_key.digest, value, expiry, stamp);
                 self.publish(Operation::Set, Invalidation::Keys(vec![storage_key.digest]))?;
             }
         }
@@ -705,9 +740,10 @@ impl Cache {
                 let storage_key = self.storage_key(key);
                 let expiry = self.expiry();
                 let bytes = self.encode(&storage_key, value, expiry)?;
+                let stamp = self.write_stamp(&storage_key.digest);
                 self.op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, self.kept_for()))
                     .await?;
-                self.written_locally(key, &storage_key.digest, value, expiry);
+                self.written_locally(key, &storage_key.digest, value, expiry, stamp);
                 self.publish_async(Operation::Set, Invalidation::Keys(vec![storage_key.digest]))
                     .await?;
             }

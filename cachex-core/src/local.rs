@@ -62,8 +62,10 @@ pub(crate) struct LocalTier {
     invalidations: AtomicU64,
 }
 
-/// Digest → in-process key, for the entries of the tier (and some it has already evicted:
-/// those are swept out once the shard has doubled since its last sweep).
+/// Digest → in-process key, for the entries of the tier (and some it no longer holds: those
+/// are swept out once the shard has doubled since its last sweep). A digest always names the
+/// same in-process key, so an entry is never wrong, only perhaps no longer needed; only the
+/// sweep removes entries, so an entry the store holds is always found.
 #[derive(Default)]
 struct IndexShard {
     keys: HashMap<Key, LocalKey>,
@@ -134,8 +136,15 @@ impl LocalTier {
         self.serving().then_some(stamp)
     }
 
+    /// Whether no invalidation of `digest`'s stripe (nor a loss of the channel) came in since
+    /// `stamp`: what was read since is still the latest this process knows of.
+    pub(crate) fn unchanged(&self, digest: &Key, stamp: Stamp) -> bool {
+        self.stripe(digest).load(Ordering::SeqCst) == stamp.0 && self.serving()
+    }
+
     /// Fills the tier with a value read from the shared backend (whose envelope said
-    /// `expiry`), unless an invalidation of its stripe came in since `stamp`.
+    /// `expiry`), unless an invalidation of its stripe came in since `stamp`; returns whether
+    /// none did (the value read is still the latest this process knows of).
     pub(crate) fn fill<V: serde::Serialize + Send + Sync + 'static>(
         &self,
         key: &[u8],
@@ -143,32 +152,43 @@ impl LocalTier {
         value: V,
         expiry: Expiry,
         stamp: Stamp,
-    ) {
-        let Some((fresh_for, kept_for)) = self.bounds(expiry) else {
-            return;
-        };
-        self.index_insert(key, digest);
-        self.store.insert_for(key, value, fresh_for, kept_for);
-        if self.stripe(digest).load(Ordering::SeqCst) != stamp.0 || !self.serving() {
+    ) -> bool {
+        if let Some((fresh_for, kept_for)) = self.bounds(expiry) {
+            // The store first, then the index: an index entry always names an entry inserted
+            // before it (the sweep keeps it while the entry is there).
+            self.store.insert_for(key, value, fresh_for, kept_for);
+            self.index_insert(key, digest);
+        }
+        let unchanged = self.unchanged(digest, stamp);
+        if !unchanged {
             self.store.remove(key);
         }
+        unchanged
     }
 
-    /// This process wrote `value` to the shared backend: the tier takes it too.
+    /// This process wrote `value` to the shared backend: the tier takes it too, unless the
+    /// entry changed since `stamp` (taken before the write): another write or invalidation
+    /// that came in between may be the later one, so the copy is dropped instead.
     pub(crate) fn written<V: serde::Serialize + Send + Sync + 'static>(
         &self,
         key: &[u8],
         digest: &Key,
         value: V,
         expiry: Expiry,
+        stamp: Option<Stamp>,
     ) {
-        self.stripe(digest).fetch_add(1, Ordering::SeqCst);
-        match self.bounds(expiry).filter(|_| self.serving()) {
-            Some((fresh_for, kept_for)) => {
-                self.index_insert(key, digest);
+        let stripe = self.stripe(digest);
+        let before = stripe.fetch_add(1, Ordering::SeqCst);
+        let bounds = self.bounds(expiry);
+        match (stamp, bounds) {
+            (Some(stamp), Some((fresh_for, kept_for))) if stamp.0 == before && self.serving() => {
                 self.store.insert_for(key, value, fresh_for, kept_for);
+                self.index_insert(key, digest);
+                if stripe.load(Ordering::SeqCst) != before + 1 || !self.serving() {
+                    self.store.remove(key);
+                }
             }
-            None => self.store.remove(key),
+            _ => self.store.remove(key),
         }
     }
 
@@ -183,10 +203,9 @@ impl LocalTier {
         for stamp in self.stamps.iter() {
             stamp.fetch_add(1, Ordering::SeqCst);
         }
+        // The index stays: its entries name keys by their digest (the same pairs whatever
+        // was stored), and the sweep drops those no longer held.
         self.store.clear();
-        for shard in self.index.iter() {
-            *shard.lock().unwrap_or_else(PoisonError::into_inner) = IndexShard::default();
-        }
     }
 
     /// How long a copy of a shared entry with `expiry` stays fresh, then kept: within the
@@ -223,7 +242,8 @@ impl LocalTier {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .keys
-                        .remove(digest);
+                        .get(digest)
+                        .cloned();
                     if let Some(key) = key {
                         self.store.remove(&key);
                     }
@@ -320,6 +340,42 @@ mod tests {
         tier.message(&other(Invalidation::Keys(vec![digest])));
         tier.fill(b"k", &digest, 1u32, far(), stamp);
         assert!(matches!(tier.fetch::<u32>(b"k"), Some(Found::Miss)));
+    }
+
+    #[test]
+    fn a_write_overtaken_by_an_invalidation_keeps_no_copy() {
+        let tier = tier(Duration::from_secs(60));
+        tier.connected();
+        let digest = Key([4; 32]);
+        // This process's write, and before it lands in the tier another process's message
+        // about the same entry (its write may be the later one in Redis).
+        let stamp = tier.stamp(&digest);
+        tier.message(&other(Invalidation::Keys(vec![digest])));
+        tier.written(b"k", &digest, 1u32, far(), stamp);
+        assert!(matches!(tier.fetch::<u32>(b"k"), Some(Found::Miss)));
+        // Uncontested, the write is kept.
+        let stamp = tier.stamp(&digest);
+        tier.written(b"k", &digest, 2u32, far(), stamp);
+        assert!(matches!(tier.fetch::<u32>(b"k"), Some(Found::Fresh(2))));
+    }
+
+    #[test]
+    fn an_entry_filled_after_a_sweep_is_still_found_by_its_invalidation() {
+        let tier = tier(Duration::from_secs(60));
+        tier.connected();
+        // Enough fills in one index shard to sweep it several times.
+        for n in 0..2_000u32 {
+            let mut digest = [0; 32];
+            digest[1] = 5; // one index shard
+            digest[2..6].copy_from_slice(&n.to_le_bytes());
+            let digest = Key(digest);
+            assert!(tier.fill(&n.to_le_bytes(), &digest, n, far(), tier.stamp(&digest).unwrap()));
+            tier.message(&other(Invalidation::Keys(vec![digest])));
+            assert!(
+                matches!(tier.fetch::<u32>(&n.to_le_bytes()), Some(Found::Miss)),
+                "fill {n} was not found by its invalidation"
+            );
+        }
     }
 
     #[test]

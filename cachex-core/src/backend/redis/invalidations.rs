@@ -127,7 +127,10 @@ impl Subscriber {
             if listener.strong_count() == 0 {
                 return;
             }
-            let target = &self.targets[next % self.targets.len().max(1)];
+            let Some(target) = self.targets.get(next % self.targets.len().max(1)) else {
+                tracing::warn!(channel = %self.channel, "cachex local tier stays bypassed: no server to subscribe to");
+                return;
+            };
             let reason = match self.listen(target, listener) {
                 Ok(Ended::ListenerGone) => return,
                 Ok(Ended::Lost(reason)) => {
