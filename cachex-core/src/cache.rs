@@ -547,13 +547,25 @@ impl Cache {
     pub(crate) fn lookup<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Result<Found<V>, Error> {
         match &self.backend {
             Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
-            Backend::Bytes { blocking, .. } => match &self.local {
-                Some(tier) => match self.local_lookup(tier, key, counted) {
-                    Some(found) => Ok(found),
-                    None => self.read_through(tier, &**blocking, key, counted),
-                },
-                None => Ok(self.read_shared(&**blocking, key, key.digest(), counted)?.found),
+            Backend::Bytes { blocking, .. } => self.lookup_bytes(&**blocking, key, counted),
+        }
+    }
+
+    /// [`Cache::lookup`] on a byte-storing backend: its local tier first, if any. Out of line,
+    /// so a memory hit's code stays small.
+    #[inline(never)]
+    fn lookup_bytes<V: CacheValue>(
+        &self,
+        blocking: &dyn Storage,
+        key: &CallKey<'_>,
+        counted: bool,
+    ) -> Result<Found<V>, Error> {
+        match &self.local {
+            Some(tier) => match self.local_lookup(tier, key, counted) {
+                Some(found) => Ok(found),
+                None => self.read_through(tier, blocking, key, counted),
             },
+            None => Ok(self.read_shared(blocking, key, key.digest(), counted)?.found),
         }
     }
 
