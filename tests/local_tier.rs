@@ -325,8 +325,21 @@ fn two_processes_see_each_others_changes(test: &str, cache: &str, url: &str) {
     here.remove("k").unwrap();
     peer.until("get k", "none");
 
-    here.set("k", &3u32).unwrap();
+    // The async side publishes the same way.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(here.set_async("k", &3u32)).unwrap();
     peer.until("get k", "3");
+    runtime.block_on(here.remove_async("k")).unwrap();
+    peer.until("get k", "none");
+    runtime.block_on(here.set_async("k", &4u32)).unwrap();
+    peer.until("get k", "4");
+    runtime.block_on(here.clear_async()).unwrap();
+    peer.until("get k", "none");
+    here.set("k", &5u32).unwrap();
+    peer.until("get k", "5");
     here.clear().unwrap();
     peer.until("get k", "none");
 

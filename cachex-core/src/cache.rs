@@ -105,6 +105,8 @@ pub struct Cache {
     pub(crate) flights: Flights,
     /// The local tier in front of a byte-storing backend, if configured.
     local: Option<Arc<LocalTier>>,
+    /// Whether a call's key needs its digest at once (see [`Cache::digests_eagerly`]).
+    eager_digest: bool,
     /// The shared reads of a tiered cache in flight: concurrent local misses of one key make
     /// one read of the shared backend.
     reads: Flights,
@@ -145,6 +147,7 @@ impl Cache {
         };
         Cache {
             direct: Seed::direct(&settings.name),
+            eager_digest: matches!(backend, Backend::Bytes { .. }) && local.is_none(),
             settings,
             backend,
             counters: Counters::default(),
@@ -195,8 +198,9 @@ impl Cache {
 
     /// Whether a call's key needs its digest at once: the backend stores bytes under it (every
     /// backend but memory) and no local tier answers hits by the in-process key first.
+    #[inline]
     pub(crate) fn digests_eagerly(&self) -> bool {
-        matches!(self.backend, Backend::Bytes { .. }) && self.local.is_none()
+        self.eager_digest
     }
 
     fn storage_key(&self, key: &CallKey<'_>) -> StorageKey<'_> {
