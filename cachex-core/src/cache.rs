@@ -715,19 +715,25 @@ impl Cache {
         self.local.as_ref().and_then(|tier| tier.stamp(digest))
     }
 
-    /// After `value` was written to the shared backend: the local tier takes it (unless the
-    /// entry changed since `stamp`, taken before the write).
-    fn written_locally<V: CacheValue>(
+    /// After a write of `value` to the shared backend (and the publication of its
+    /// invalidation): the local tier takes the value (unless the entry changed since `stamp`,
+    /// taken before the write), or drops its copy when the write or the publication failed.
+    fn after_write<V: CacheValue>(
         &self,
         key: &CallKey<'_>,
         digest: &Key,
         value: &V,
         expiry: Expiry,
         stamp: Option<Stamp>,
-    ) {
+        written: Result<(), Error>,
+    ) -> Result<(), Error> {
         if let Some(tier) = &self.local {
-            tier.written(key.local(), digest, value.clone(), expiry, stamp);
+            match &written {
+                Ok(()) => tier.written(key.local(), digest, value.clone(), expiry, stamp),
+                Err(_) => tier.removed(key.local(), digest),
+            }
         }
+        written
     }
 
     /// Stores `value` under `key`, blocking on the backend.
@@ -739,9 +745,17 @@ impl Cache {
                 let expiry = self.expiry();
                 let bytes = self.encode(&storage_key, value, expiry)?;
                 let stamp = self.write_stamp(&storage_key.digest);
-                self.op(Operation::Set, || blocking.set(&storage_key, &bytes, self.kept_for()))?;
-                self.written_locally(key, &storage_key.digest, value, expiry, stamp);
-                self.publish(Operation::Set, Invalidation::Keys(vec![storage_key.digest]))?;
+                let ttl = self.kept_for();
+                let written = match self.invalidations() {
+                    Some(channel) => {
+                        let message = Invalidation::Keys(vec![storage_key.digest]).encode();
+                        self.op(Operation::Set, || {
+                            channel.set_and_publish(&**blocking, &storage_key, &bytes, ttl, &message)
+                        })
+                    }
+                    None => self.op(Operation::Set, || blocking.set(&storage_key, &bytes, ttl)),
+                };
+                self.after_write(key, &storage_key.digest, value, expiry, stamp, written)?;
             }
         }
         self.stored(key);
@@ -757,11 +771,19 @@ impl Cache {
                 let expiry = self.expiry();
                 let bytes = self.encode(&storage_key, value, expiry)?;
                 let stamp = self.write_stamp(&storage_key.digest);
-                self.op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, self.kept_for()))
-                    .await?;
-                self.written_locally(key, &storage_key.digest, value, expiry, stamp);
-                self.publish_async(Operation::Set, Invalidation::Keys(vec![storage_key.digest]))
-                    .await?;
+                let ttl = self.kept_for();
+                let written = match self.invalidations() {
+                    Some(channel) => {
+                        let message = Invalidation::Keys(vec![storage_key.digest]).encode();
+                        let both = channel.set_and_publish_async(&**nonblocking, &storage_key, &bytes, ttl, &message);
+                        self.op_async(Operation::Set, both).await
+                    }
+                    None => {
+                        self.op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, ttl))
+                            .await
+                    }
+                };
+                self.after_write(key, &storage_key.digest, value, expiry, stamp, written)?;
             }
         }
         self.stored(key);

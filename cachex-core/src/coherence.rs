@@ -8,10 +8,11 @@
 
 use std::hash::BuildHasher;
 use std::sync::{OnceLock, Weak};
+use std::time::Duration;
 
 use crate::error::BoxError;
 use crate::key::Key;
-use crate::storage::BoxFuture;
+use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 /// What one message says changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +132,36 @@ pub trait Invalidations: Send + Sync + 'static {
     /// Starts delivering this cache's messages to `listener` (on a thread of its own) for as
     /// long as the listener lives, and telling it when the channel is up and when it is lost.
     fn subscribe(&self, listener: Weak<dyn InvalidationListener>);
+
+    /// Writes `value` under `key` in `storage` (the cache's own store), then publishes
+    /// `message`, blocking. By default one after the other; a channel on the same engine may
+    /// send both at once (Redis pipelines them: one round trip).
+    fn set_and_publish(
+        &self,
+        storage: &dyn Storage,
+        key: &StorageKey<'_>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        message: &[u8],
+    ) -> Result<(), BoxError> {
+        storage.set(key, value, ttl)?;
+        self.publish(message)
+    }
+
+    /// [`Invalidations::set_and_publish`], awaiting the backend.
+    fn set_and_publish_async<'a>(
+        &'a self,
+        storage: &'a dyn AsyncStorage,
+        key: &'a StorageKey<'a>,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            storage.set(key, value, ttl).await?;
+            self.publish_async(message).await
+        })
+    }
 }
 
 /// What receives a cache's invalidations (its local tier).

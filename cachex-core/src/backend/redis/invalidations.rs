@@ -17,12 +17,12 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use redis::{Client, Cmd, Value};
+use redis::{Client, Cmd, Pipeline, Value};
 
-use super::{cluster_seeds, open_client, Connections, RedisOptions, Target};
+use super::{cluster_seeds, open_client, Connections, RedisOptions, RedisStore, Target};
 use crate::coherence::{InvalidationListener, Invalidations};
 use crate::error::BoxError;
-use crate::storage::BoxFuture;
+use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 /// The invalidation channel of one Redis cache.
 pub(super) struct RedisInvalidations {
@@ -43,6 +43,26 @@ impl RedisInvalidations {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(&self.channel).arg(message);
         cmd
+    }
+
+    /// `SET` then `PUBLISH`, one pipeline: one round trip on a standalone server. `None` on a
+    /// cluster, whose key and channel live on different nodes.
+    fn set_and_publish_pipe(
+        &self,
+        key: &StorageKey<'_>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        message: &[u8],
+    ) -> Option<Pipeline> {
+        if matches!(self.conns.target, Target::Cluster(_)) {
+            return None;
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(RedisStore::set_cmd(&key.text(), value, ttl))
+            .ignore()
+            .add_command(self.publish_cmd(message))
+            .ignore();
+        Some(pipe)
     }
 
     /// The servers a subscriber may connect to: the server, or each seed node of a cluster (a
@@ -70,6 +90,42 @@ impl Invalidations for RedisInvalidations {
                 .query_async::<i64>(&self.publish_cmd(message))
                 .await
                 .map(drop)
+        })
+    }
+
+    fn set_and_publish(
+        &self,
+        storage: &dyn Storage,
+        key: &StorageKey<'_>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        message: &[u8],
+    ) -> Result<(), BoxError> {
+        match self.set_and_publish_pipe(key, value, ttl, message) {
+            Some(pipe) => self.conns.query_pipe(&pipe),
+            None => {
+                storage.set(key, value, ttl)?;
+                self.publish(message)
+            }
+        }
+    }
+
+    fn set_and_publish_async<'a>(
+        &'a self,
+        storage: &'a dyn AsyncStorage,
+        key: &'a StorageKey<'a>,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            match self.set_and_publish_pipe(key, value, ttl, message) {
+                Some(pipe) => self.conns.query_pipe_async(&pipe).await,
+                None => {
+                    storage.set(key, value, ttl).await?;
+                    self.publish_async(message).await
+                }
+            }
         })
     }
 

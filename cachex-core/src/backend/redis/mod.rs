@@ -272,6 +272,24 @@ impl Connections {
         Ok(result?)
     }
 
+    /// Runs `pipe` on a blocking connection (discarded after an error, as in [`Connections::query`]).
+    fn query_pipe(&self, pipe: &redis::Pipeline) -> Result<(), BoxError> {
+        let mut conn = self.blocking.get()?;
+        let result = pipe.query::<()>(&mut *conn.conn);
+        if result.is_err() {
+            conn.broken = true;
+        }
+        Ok(result?)
+    }
+
+    /// Runs `pipe` on the shared connection.
+    async fn query_pipe_async(&self, pipe: &redis::Pipeline) -> Result<(), BoxError> {
+        match self.shared().await? {
+            Shared::Single(mut conn) => Ok(pipe.query_async::<()>(&mut conn).await?),
+            Shared::Cluster(mut conn) => Ok(pipe.query_async::<()>(&mut conn).await?),
+        }
+    }
+
     /// Standalone clients for every master of a cluster (for SCAN), or the client itself.
     fn scan_targets(&self, slots: Option<Value>) -> Result<Vec<Client>, BoxError> {
         match (&self.target, slots) {
