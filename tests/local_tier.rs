@@ -80,10 +80,7 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
             .cache("lt_cluster", tiered(&servers.cluster.url()))
             .cache("lt_kill", tiered(&servers.killable.url()))
             .cache("lt_restart", tiered(&fault))
-            .cache(
-                "lt_reads",
-                redis(&servers.reads.url()).local(LocalConfig::new(Duration::from_millis(200))),
-            )
+            .cache("lt_reads", tiered(&servers.reads.url()))
             .cache(
                 "lt_bounds",
                 redis(&main).local(LocalConfig::new(LOCAL_TTL).max_entries(50)),
@@ -528,6 +525,22 @@ fn gets() -> u64 {
 
 const CALLERS: usize = 16;
 
+/// Empties the tier of `lt_reads` (the shared entries stay): a message on its channel that
+/// is not cachex's reads as "clear everything".
+fn empty_the_tier() {
+    let cache = handle("lt_reads");
+    let invalidations = cache.stats().invalidations;
+    let _: u64 = redis::cmd("PUBLISH")
+        .arg("cachex:lt_reads:invalidations")
+        .arg("not a cachex message")
+        .query(&mut servers().reads.client())
+        .unwrap();
+    wait_until("the tier to be emptied", SEEN_WITHIN, || {
+        cache.stats().invalidations > invalidations
+    });
+    assert_eq!(cache.stats().local_entries, 0);
+}
+
 /// The two single-flight tests count the same server's GETs: one at a time.
 static READS: Mutex<()> = Mutex::new(());
 
@@ -536,8 +549,7 @@ fn concurrent_local_misses_make_one_shared_read() {
     let _alone = READS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     serving("lt_reads");
     assert_eq!(slow_read(1), vec![1; 1024]);
-    // The local copy expires (its ttl is 200 ms); the shared entry stays.
-    std::thread::sleep(Duration::from_millis(300));
+    empty_the_tier();
     let before = gets();
     let barrier = Arc::new(Barrier::new(CALLERS));
     std::thread::scope(|scope| {
@@ -564,7 +576,7 @@ fn concurrent_async_local_misses_make_one_shared_read() {
         .unwrap();
     runtime.block_on(async {
         assert_eq!(slow_read_async(2).await, vec![2; 1024]);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::spawn_blocking(empty_the_tier).await.unwrap();
         let before = tokio::task::spawn_blocking(gets).await.unwrap();
         let calls: Vec<_> = (0..CALLERS).map(|_| tokio::spawn(slow_read_async(2))).collect();
         for call in calls {
@@ -600,7 +612,7 @@ fn the_tier_holds_at_most_max_entries() {
 
 /// The local ttl of the cache whose copies expire in a test (its steps before take
 /// milliseconds).
-const EXPIRY_LOCAL_TTL: Duration = Duration::from_secs(2);
+const EXPIRY_LOCAL_TTL: Duration = Duration::from_secs(3);
 
 #[test]
 fn a_local_copy_never_outlives_the_tier_ttl() {
@@ -615,6 +627,7 @@ fn a_local_copy_never_outlives_the_tier_ttl() {
         &servers().main.url(),
         false,
     );
+    assert_eq!(writer.ask("set warm=0"), "ok", "the writer's connection is up");
     let tiered = handle("lt_expiry");
     tiered.set("k", &1u32).unwrap();
     let written = Instant::now();
@@ -637,7 +650,7 @@ fn a_local_copy_never_outlives_the_tier_ttl() {
 // The shared entry's boundaries, and backends without invalidations.
 
 /// The ttl of the stale-serving cache: the steps before it passes take milliseconds.
-const STALE_TTL: Duration = Duration::from_secs(2);
+const STALE_TTL: Duration = Duration::from_secs(3);
 
 #[test]
 fn a_local_copy_goes_stale_with_the_shared_entry_and_is_revalidated() {

@@ -442,9 +442,11 @@ impl Cache {
     }
 
     /// What a caller that did not read the shared backend itself got from the reader of its
-    /// key: counted as its own lookup. `None`: the reader failed, read it here.
+    /// key, counted as its own lookup; when the reader shared nothing, what the tier holds now
+    /// (it may have found the tier filled). `None`: read it here.
     fn joined_read<V: CacheValue>(
         &self,
+        tier: &LocalTier,
         key: &CallKey<'_>,
         waited: Waited<Found<V>>,
         counted: bool,
@@ -456,7 +458,7 @@ impl Cache {
                 }
                 Some(found)
             }
-            Waited::Nothing { .. } | Waited::TimedOut => None,
+            Waited::Nothing { .. } | Waited::TimedOut => self.local_lookup(tier, key, counted),
         }
     }
 
@@ -470,18 +472,17 @@ impl Cache {
         counted: bool,
     ) -> Result<Found<V>, Error> {
         let mut leader = match self.reads.join_blocking(key.local()) {
-            Joined::Leader(mut leader) => {
+            Joined::Leader(leader) => {
                 // A reader that finished between this call's local miss and its join has
-                // filled the tier.
+                // filled the tier (its waiters look there too: nothing is shared).
                 if let Some(found) = self.local_lookup(tier, key, counted) {
-                    leader.share(&found);
                     return Ok(found);
                 }
                 Some(leader)
             }
             Joined::Waiter(waiter) => {
                 let waited = waiter.wait::<Found<V>>(self.settings.lock_timeout);
-                if let Some(found) = self.joined_read(key, waited, counted) {
+                if let Some(found) = self.joined_read(tier, key, waited, counted) {
                     return Ok(found);
                 }
                 None
@@ -491,10 +492,14 @@ impl Cache {
         let digest = key.digest();
         let stamp = tier.stamp(&digest);
         let opened = self.read_shared::<V>(blocking, key, digest, counted)?;
+        // Callers from now on may come after an invalidation that the check below does not
+        // see: they read for themselves.
+        if let Some(leader) = &leader {
+            leader.close();
+        }
         let current = self.fill(tier, key, &digest, stamp, &opened);
         if let Some(leader) = &mut leader {
-            // What an invalidation overtook is this call's alone: callers that joined later
-            // may have come after the invalidation, and read again.
+            // What an invalidation overtook is this call's alone.
             if current {
                 leader.share(&opened.found);
             } else {
@@ -513,16 +518,15 @@ impl Cache {
         counted: bool,
     ) -> Result<Found<V>, Error> {
         let mut leader = match self.reads.join_async(key.local()) {
-            Joined::Leader(mut leader) => {
+            Joined::Leader(leader) => {
                 if let Some(found) = self.local_lookup(tier, key, counted) {
-                    leader.share(&found);
                     return Ok(found);
                 }
                 Some(leader)
             }
             Joined::Waiter(waiter) => {
                 let waited = waiter.wait_async::<Found<V>>(self.settings.lock_timeout).await;
-                if let Some(found) = self.joined_read(key, waited, counted) {
+                if let Some(found) = self.joined_read(tier, key, waited, counted) {
                     return Ok(found);
                 }
                 None
@@ -532,10 +536,14 @@ impl Cache {
         let digest = key.digest();
         let stamp = tier.stamp(&digest);
         let opened = self.read_shared_async::<V>(nonblocking, key, digest, counted).await?;
+        // Callers from now on may come after an invalidation that the check below does not
+        // see: they read for themselves.
+        if let Some(leader) = &leader {
+            leader.close();
+        }
         let current = self.fill(tier, key, &digest, stamp, &opened);
         if let Some(leader) = &mut leader {
-            // What an invalidation overtook is this call's alone: callers that joined later
-            // may have come after the invalidation, and read again.
+            // What an invalidation overtook is this call's alone.
             if current {
                 leader.share(&opened.found);
             } else {
@@ -607,9 +615,11 @@ impl Cache {
     }
 
     /// The second look of a single-flight leader (uncounted): a leader that finished between
-    /// this call's lookup and its join has stored its value. With a serving local tier the tier
-    /// holds it (a leader stores there before it lets the key go), so the shared backend is
-    /// not read again.
+    /// this call's lookup and its join has stored its value. With a serving local tier only the
+    /// tier is read: a leader stores there before it lets the key go, unless its copy was
+    /// dropped (an invalidation of its stripe during its write, or an entry already past its
+    /// boundaries), and then this call computes once more rather than read the backend again
+    /// on every computation.
     pub(crate) fn recheck<V: CacheValue>(&self, key: &CallKey<'_>) -> Option<V> {
         match &self.local {
             Some(tier) if tier.serving() => tier.fetch::<V>(key.local()).and_then(Found::fresh),
@@ -772,6 +782,7 @@ impl Cache {
                 let bytes = self.encode(&storage_key, value, expiry)?;
                 let stamp = self.write_stamp(&storage_key.digest);
                 let ttl = self.kept_for();
+                let unsettled = Unsettled::entry(self.local.as_deref(), key.local(), storage_key.digest);
                 let written = match self.invalidations() {
                     Some(channel) => {
                         let message = Invalidation::Keys(vec![storage_key.digest]).encode();
@@ -783,6 +794,7 @@ impl Cache {
                             .await
                     }
                 };
+                unsettled.settled();
                 self.after_write(key, &storage_key.digest, value, expiry, stamp, written)?;
             }
         }
@@ -823,7 +835,9 @@ impl Cache {
             }
             Backend::Bytes { nonblocking, .. } => {
                 let storage_key = self.storage_key(key);
+                let unsettled = Unsettled::entry(self.local.as_deref(), key.local(), storage_key.digest);
                 let removed = self.op_async(Operation::Delete, nonblocking.delete(&storage_key)).await;
+                unsettled.settled();
                 self.removed_locally(key, &storage_key.digest);
                 removed?;
                 self.publish_async(Operation::Delete, Invalidation::Keys(vec![storage_key.digest]))
@@ -856,13 +870,53 @@ impl Cache {
                 Ok(())
             }
             Backend::Bytes { nonblocking, .. } => {
+                let unsettled = Unsettled::all(self.local.as_deref());
                 let cleared = self.op_async(Operation::Clear, nonblocking.clear()).await;
+                unsettled.settled();
                 if let Some(tier) = &self.local {
                     tier.clear();
                 }
                 cleared?;
                 self.publish_async(Operation::Clear, Invalidation::Clear).await
             }
+        }
+    }
+}
+
+/// An async write to the shared backend under way: if its future is dropped at an await (a
+/// timeout, a client gone), the write may still have reached the backend, and the other
+/// processes dropped their copies on its message, while this one never learns of it (it
+/// ignores its own messages): so the local copy (or, for a clear, every copy) is dropped then.
+struct Unsettled<'a> {
+    tier: Option<&'a LocalTier>,
+    /// The entry's in-process key and digest; `None` = every entry.
+    entry: Option<(&'a [u8], Key)>,
+}
+
+impl<'a> Unsettled<'a> {
+    fn entry(tier: Option<&'a LocalTier>, key: &'a [u8], digest: Key) -> Self {
+        Unsettled {
+            tier,
+            entry: Some((key, digest)),
+        }
+    }
+
+    fn all(tier: Option<&'a LocalTier>) -> Self {
+        Unsettled { tier, entry: None }
+    }
+
+    /// The write finished (well or not): what follows it deals with the tier.
+    fn settled(mut self) {
+        self.tier = None;
+    }
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        match (self.tier, self.entry) {
+            (Some(tier), Some((key, digest))) => tier.removed(key, &digest),
+            (Some(tier), None) => tier.clear(),
+            (None, _) => {}
         }
     }
 }
@@ -1007,5 +1061,113 @@ impl std::fmt::Debug for CacheHandle {
             .field("backend", &self.backend())
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Mutex, Weak};
+
+    use super::*;
+    use crate::coherence::InvalidationListener;
+    use crate::storage::BoxFuture;
+
+    /// A store in a map whose async writes can be made to hang.
+    #[derive(Clone, Default)]
+    struct MapStore {
+        entries: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+        hang: Arc<AtomicBool>,
+    }
+
+    impl Storage for MapStore {
+        fn get(&self, key: &StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError> {
+            Ok(self.entries.lock().unwrap().get(&key.text()).cloned())
+        }
+        fn set(&self, key: &StorageKey<'_>, value: &[u8], _ttl: Option<Duration>) -> Result<(), BoxError> {
+            self.entries.lock().unwrap().insert(key.text(), value.to_vec());
+            Ok(())
+        }
+        fn delete(&self, key: &StorageKey<'_>) -> Result<(), BoxError> {
+            self.entries.lock().unwrap().remove(&key.text());
+            Ok(())
+        }
+        fn clear(&self) -> Result<(), BoxError> {
+            self.entries.lock().unwrap().clear();
+            Ok(())
+        }
+    }
+
+    impl AsyncStorage for MapStore {
+        fn get<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+            Box::pin(async move { Storage::get(self, key) })
+        }
+        fn set<'a>(
+            &'a self,
+            key: &'a StorageKey<'a>,
+            value: &'a [u8],
+            ttl: Option<Duration>,
+        ) -> BoxFuture<'a, Result<(), BoxError>> {
+            Box::pin(async move {
+                if self.hang.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                Storage::set(self, key, value, ttl)
+            })
+        }
+        fn delete<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), BoxError>> {
+            Box::pin(async move { Storage::delete(self, key) })
+        }
+        fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+            Box::pin(async move { Storage::clear(self) })
+        }
+    }
+
+    /// A channel that reaches no other process, up at once.
+    struct Alone;
+
+    impl Invalidations for Alone {
+        fn publish(&self, _message: &[u8]) -> Result<(), BoxError> {
+            Ok(())
+        }
+        fn publish_async<'a>(&'a self, _message: &'a [u8]) -> BoxFuture<'a, Result<(), BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn subscribe(&self, listener: Weak<dyn InvalidationListener>) {
+            if let Some(listener) = listener.upgrade() {
+                listener.connected();
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancelled_async_write_drops_the_local_copy() {
+        let store = MapStore::default();
+        let mut settings = CacheSettings::new("cancelled");
+        settings.local = Some(LocalSettings {
+            max_entries: None,
+            max_bytes: None,
+            ttl: Duration::from_secs(60),
+        });
+        let backend = Backend::bytes("map", store.clone()).with_invalidations(Alone);
+        let handle = CacheHandle(Arc::new(Cache::new(settings, backend)));
+        handle.set(&"k", &1u32).unwrap();
+        assert_eq!(handle.get::<_, u32>(&"k").unwrap(), Some(1));
+        assert_eq!(handle.stats().local_hits, 1);
+
+        // A write whose future is dropped while the backend has not answered: it may have
+        // reached the backend, so the copy cannot stay.
+        store.hang.store(true, Ordering::SeqCst);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let write = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_millis(20), handle.set_async(&"k", &2u32)).await });
+        assert!(write.is_err(), "the write hangs");
+        assert_eq!(handle.get::<_, u32>(&"k").unwrap(), Some(1));
+        assert_eq!(handle.stats().local_hits, 1, "read from the backend, not the tier");
+        assert_eq!(handle.stats().shared_hits, 1);
     }
 }

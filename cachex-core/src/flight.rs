@@ -156,6 +156,15 @@ impl Leader<'_> {
         self.shared = Some(Arc::new(value.clone()));
     }
 
+    /// Lets no more callers join: later ones find the key free and lead on their own. The
+    /// waiters that joined already are released when this leader is dropped, as ever.
+    pub(crate) fn close(&self) {
+        let mut slots = self.flights.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if slots.get(&*self.key).is_some_and(|slot| Arc::ptr_eq(slot, &self.slot)) {
+            slots.remove(&*self.key);
+        }
+    }
+
     /// Puts the key in this thread's leading set for as long as this leader lives, so a
     /// blocking call of the same key inside its computation computes instead of waiting.
     pub(crate) fn lead_here(&self) {

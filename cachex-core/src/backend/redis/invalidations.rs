@@ -5,9 +5,10 @@
 //! Pub/sub rather than server-assisted client tracking (`CLIENT TRACKING ... BCAST PREFIX`):
 //! the messages are cachex's own (entry digests, or "everything"), so a `clear` is one message
 //! instead of one per key, a process can tell its own echoes, and the same channel works on a
-//! cluster, where a plain `PUBLISH` reaches the subscribers of every node. The cost is one
-//! more command per write of a tiered cache; tracking would also see writes by clients that
-//! are not cachex, which a cache that only cachex writes does not need.
+//! cluster, where a plain `PUBLISH` reaches the subscribers of every node. The cost is a
+//! `PUBLISH` per write of a tiered cache, pipelined with its `SET` on a standalone server (one
+//! round trip); tracking would also see writes by clients that are not cachex, which a cache
+//! that only cachex writes does not need.
 //!
 //! The subscriber is a blocking connection on a thread of its own (no async runtime needed).
 //! When it has heard nothing for half the cache's `timeout` it sends a `PING`; a ping not
