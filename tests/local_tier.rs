@@ -40,7 +40,8 @@ struct Servers {
 }
 
 /// Every cache this binary binds or uses, so a peer's configuration declares them all.
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 12] = [
+    "lt_cluster_moves",
     "lt_calls",
     "lt_pause",
     "lt_stale",
@@ -78,6 +79,7 @@ static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
             .cache("lt_shared", tiered(&main))
             .cache("lt_calls", tiered(&main))
             .cache("lt_cluster", tiered(&servers.cluster.url()))
+            .cache("lt_cluster_moves", tiered(&servers.cluster.url()))
             .cache("lt_kill", tiered(&servers.killable.url()))
             .cache("lt_restart", tiered(&fault))
             .cache("lt_reads", tiered(&servers.reads.url()))
@@ -444,6 +446,65 @@ fn a_killed_invalidation_connection_empties_and_bypasses_the_tier_until_it_is_ba
     let local_hits = here.stats().local_hits;
     assert_eq!(here.get::<_, u32>("k").unwrap(), Some(2));
     assert_eq!(here.stats().local_hits, local_hits + 1, "the tier fills again");
+}
+
+/// The cluster node whose connection subscribes to `cache`'s channel, and that connection's id.
+fn subscriber_on_the_cluster(cache: &str) -> (u16, u64) {
+    let name = format!("name=cachex:{cache}:invalidations ");
+    let found: Vec<(u16, u64)> = servers()
+        .cluster
+        .ports
+        .iter()
+        .flat_map(|port| {
+            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let clients: String = redis::cmd("CLIENT")
+                .arg(&["LIST", "TYPE", "pubsub"])
+                .query(&mut conn)
+                .unwrap();
+            clients
+                .lines()
+                .filter(|line| line.contains(&name))
+                .map(|line| {
+                    let id = line.strip_prefix("id=").unwrap().split(' ').next().unwrap();
+                    (*port, id.parse().unwrap())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one subscriber of {cache}: {found:?}");
+    found[0]
+}
+
+#[test]
+fn a_cluster_subscriber_that_loses_its_node_moves_to_another() {
+    serving("lt_cluster_moves");
+    let cache = handle("lt_cluster_moves");
+    let before = cache.stats().local_bypasses;
+    let (port, id) = subscriber_on_the_cluster("lt_cluster_moves");
+    let mut node = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query(&mut node)
+        .unwrap();
+    assert_eq!(killed, 1);
+    wait_until("the tier to be bypassed, then back", SEEN_WITHIN, || {
+        let stats = cache.stats();
+        stats.local_bypasses > before && !stats.local_bypassed
+    });
+    let (moved_to, _) = subscriber_on_the_cluster("lt_cluster_moves");
+    assert_ne!(moved_to, port, "subscribed through another node");
+    cache.set("k", &1u32).unwrap();
+    let hits = cache.stats().local_hits;
+    assert_eq!(cache.get::<_, u32>("k").unwrap(), Some(1));
+    assert_eq!(cache.stats().local_hits, hits + 1, "serving from the tier again");
 }
 
 #[test]

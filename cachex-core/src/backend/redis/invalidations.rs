@@ -10,7 +10,8 @@
 //! round trip); tracking would also see writes by clients that are not cachex, which a cache
 //! that only cachex writes does not need.
 //!
-//! The subscriber is a blocking connection on a thread of its own (no async runtime needed).
+//! The subscriber is a blocking connection on a thread of its own (no async runtime needed),
+//! named after its channel (`CLIENT LIST` shows `name=<prefix>:invalidations`).
 //! When it has heard nothing for half the cache's `timeout` it sends a `PING`; a ping not
 //! answered within the other half, or any error, is a lost channel: the tier is emptied and
 //! bypassed until a new connection has subscribed again (retried with a backoff up to 1 s).
@@ -213,6 +214,13 @@ impl Subscriber {
         let heartbeat = self.heartbeat();
         let mut conn = target.get_connection_with_timeout(self.options.timeout)?;
         conn.set_write_timeout(Some(self.options.timeout))?;
+        conn.set_read_timeout(Some(self.options.timeout))?;
+        // Named after its channel, so `CLIENT LIST` tells an operator what it is (best effort:
+        // an ACL user may not be allowed to name itself).
+        let _ = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(&self.channel)
+            .query::<()>(&mut conn);
         let mut pubsub = conn.as_pubsub();
         pubsub.set_read_timeout(Some(self.options.timeout))?;
         pubsub.subscribe(&self.channel)?;
