@@ -307,6 +307,11 @@ where
             return R::from_value(cache.served_stale(key, stale.value, "stale_while_revalidate"))
         }
     };
+    // A refresh that finished between the lookup and the join has stored a fresh value: no
+    // second refresh.
+    if let Some(value) = cache.recheck::<R::Value>(key) {
+        return R::from_value(value);
+    }
     match detach(args, compute) {
         Ok(job) => {
             let owned = key.clone();
@@ -525,6 +530,9 @@ where
             return R::from_value(cache.served_stale(key, stale.value, "stale_while_revalidate"))
         }
     };
+    if let Some(value) = cache.recheck_async::<R::Value>(key).await {
+        return R::from_value(value);
+    }
     let detached = match tokio::runtime::Handle::try_current() {
         Ok(runtime) => detach(args, compute).map(|job| (runtime, job)),
         Err(_) => Err((args, compute)),
