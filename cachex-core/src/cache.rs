@@ -14,7 +14,7 @@ use crate::backend::Backend;
 use crate::coherence::{Invalidation, InvalidationListener, Invalidations};
 use crate::envelope::{self, DecodeError, Expiry, SigningKeys, Verified};
 use crate::error::{BoxError, Error};
-use crate::flight::{Flights, Joined, Waited};
+use crate::flight::{Flights, Joined, Leader, Waited};
 use crate::key::{CallKey, Key, Seed};
 use crate::local::{LocalSettings, LocalTier, Stamp};
 use crate::stale::{Found, Stale, StaleWindows};
@@ -462,6 +462,30 @@ impl Cache {
         }
     }
 
+    /// After the shared read of a local miss (`stamp` taken before it): fills the tier, and
+    /// when this call leads the read, hands what it read to the callers that joined it, unless
+    /// an invalidation overtook the read (then that value is this call's alone).
+    fn hand_over<V: CacheValue>(
+        &self,
+        tier: &LocalTier,
+        key: &CallKey<'_>,
+        digest: &Key,
+        stamp: Option<Stamp>,
+        opened: Opened<V>,
+        leader: Option<Leader<'_>>,
+    ) -> Found<V> {
+        // Callers from now on may come after an invalidation that the check below does not
+        // see: they read for themselves.
+        if let Some(leader) = &leader {
+            leader.close();
+        }
+        let current = self.fill(tier, key, digest, stamp, &opened);
+        if let Some(mut leader) = leader {
+            leader.share_or_fail(current.then_some(&opened.found));
+        }
+        opened.found
+    }
+
     /// A local miss: one caller per key reads the shared backend and fills the tier; the
     /// concurrent ones take what it read.
     fn read_through<V: CacheValue>(
@@ -471,7 +495,7 @@ impl Cache {
         key: &CallKey<'_>,
         counted: bool,
     ) -> Result<Found<V>, Error> {
-        let mut leader = match self.reads.join_blocking(key.local()) {
+        let leader = match self.reads.join_blocking(key.local()) {
             Joined::Leader(leader) => {
                 // A reader that finished between this call's local miss and its join has
                 // filled the tier (its waiters look there too: nothing is shared).
@@ -492,21 +516,7 @@ impl Cache {
         let digest = key.digest();
         let stamp = tier.stamp(&digest);
         let opened = self.read_shared::<V>(blocking, key, digest, counted)?;
-        // Callers from now on may come after an invalidation that the check below does not
-        // see: they read for themselves.
-        if let Some(leader) = &leader {
-            leader.close();
-        }
-        let current = self.fill(tier, key, &digest, stamp, &opened);
-        if let Some(leader) = &mut leader {
-            // What an invalidation overtook is this call's alone.
-            if current {
-                leader.share(&opened.found);
-            } else {
-                leader.fail();
-            }
-        }
-        Ok(opened.found)
+        Ok(self.hand_over(tier, key, &digest, stamp, opened, leader))
     }
 
     /// [`Cache::read_through`], awaiting the backend.
@@ -517,7 +527,7 @@ impl Cache {
         key: &CallKey<'_>,
         counted: bool,
     ) -> Result<Found<V>, Error> {
-        let mut leader = match self.reads.join_async(key.local()) {
+        let leader = match self.reads.join_async(key.local()) {
             Joined::Leader(leader) => {
                 if let Some(found) = self.local_lookup(tier, key, counted) {
                     return Ok(found);
@@ -536,21 +546,7 @@ impl Cache {
         let digest = key.digest();
         let stamp = tier.stamp(&digest);
         let opened = self.read_shared_async::<V>(nonblocking, key, digest, counted).await?;
-        // Callers from now on may come after an invalidation that the check below does not
-        // see: they read for themselves.
-        if let Some(leader) = &leader {
-            leader.close();
-        }
-        let current = self.fill(tier, key, &digest, stamp, &opened);
-        if let Some(leader) = &mut leader {
-            // What an invalidation overtook is this call's alone.
-            if current {
-                leader.share(&opened.found);
-            } else {
-                leader.fail();
-            }
-        }
-        Ok(opened.found)
+        Ok(self.hand_over(tier, key, &digest, stamp, opened, leader))
     }
 
     /// The value under `key`, blocking on the backend; `counted` = it counts as a hit or miss

@@ -179,10 +179,7 @@ fn lead<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     match settle(cache, key, load, stale, outcome) {
         Ok(result) => {
             let result = store(cache, key, fail, result);
-            match result.value() {
-                Some(value) => leader.share(value),
-                None => leader.fail(),
-            }
+            leader.share_or_fail(result.value());
             result
         }
         Err(stale) => {
@@ -477,10 +474,7 @@ where
     match settle(cache, key, load, stale, outcome) {
         Ok(result) => {
             let result = store_async(cache, key, fail, result).await;
-            match result.value() {
-                Some(value) => leader.share(value),
-                None => leader.fail(),
-            }
+            leader.share_or_fail(result.value());
             result
         }
         Err(stale) => {

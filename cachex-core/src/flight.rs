@@ -156,6 +156,14 @@ impl Leader<'_> {
         self.shared = Some(Arc::new(value.clone()));
     }
 
+    /// Hands `value` to the waiters, or tells them the computation failed when there is none.
+    pub(crate) fn share_or_fail<V: Clone + Send + Sync + 'static>(&mut self, value: Option<&V>) {
+        match value {
+            Some(value) => self.share(value),
+            None => self.fail(),
+        }
+    }
+
     /// Lets no more callers join: later ones find the key free and lead on their own. The
     /// waiters that joined already are released when this leader is dropped, as ever.
     pub(crate) fn close(&self) {
