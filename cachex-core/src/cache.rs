@@ -553,33 +553,15 @@ impl Cache {
     /// (the second look of a single-flight leader does not).
     #[inline]
     pub(crate) fn lookup<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Result<Found<V>, Error> {
-        match &self.backend {
-            Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
-            Backend::Bytes { blocking, .. } => self.lookup_bytes(&**blocking, key, counted),
-        }
-    }
-
-    /// [`Cache::lookup`] on a byte-storing backend: its local tier first, if any. Out of line,
-    /// so a memory hit's code stays small.
-    #[inline(never)]
-    fn lookup_bytes<V: CacheValue>(
-        &self,
-        blocking: &dyn Storage,
-        key: &CallKey<'_>,
-        counted: bool,
-    ) -> Result<Found<V>, Error> {
-        match &self.local {
-            Some(tier) => match self.local_lookup(tier, key, counted) {
-                Some(found) => Ok(found),
-                None => self.read_through(tier, blocking, key, counted),
-            },
-            None => Ok(self.read_shared(blocking, key, key.digest(), counted)?.found),
+        match self.lookup_in_memory(key, counted) {
+            Some(found) => Ok(found),
+            None => self.lookup_shared(key, counted),
         }
     }
 
     /// The value under `key` when it is in memory (the memory backend, or a local tier's fresh
     /// or stale value): `Some(found)`, with no future to await; `None` when the backend is to
-    /// be read. `counted` as for [`Cache::lookup`].
+    /// be read ([`Cache::lookup_shared`]). `counted` as for [`Cache::lookup`].
     #[inline]
     pub(crate) fn lookup_in_memory<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Option<Found<V>> {
         match (&self.backend, &self.local) {
@@ -589,24 +571,48 @@ impl Cache {
         }
     }
 
+    /// The value under `key` read from the byte-storing backend, blocking, once
+    /// [`Cache::lookup_in_memory`] had none (through the local tier's read flight, when there
+    /// is a tier). Out of line: with this inside the memory hit's path, a hit took about 60 ns
+    /// instead of 40.
+    #[inline(never)]
+    pub(crate) fn lookup_shared<V: CacheValue>(&self, key: &CallKey<'_>, counted: bool) -> Result<Found<V>, Error> {
+        match (&self.backend, &self.local) {
+            (Backend::Memory(store), _) => Ok(self.memory_lookup(store, key, counted)),
+            (Backend::Bytes { blocking, .. }, Some(tier)) => self.read_through(tier, &**blocking, key, counted),
+            (Backend::Bytes { blocking, .. }, None) => {
+                Ok(self.read_shared(&**blocking, key, key.digest(), counted)?.found)
+            }
+        }
+    }
+
     /// The value under `key`, awaiting the backend; `counted` as for [`Cache::lookup`].
     pub(crate) async fn lookup_async<V: CacheValue>(
         &self,
         key: &CallKey<'_>,
         counted: bool,
     ) -> Result<Found<V>, Error> {
-        match &self.backend {
-            Backend::Memory(store) => Ok(self.memory_lookup(store, key, counted)),
-            Backend::Bytes { nonblocking, .. } => match &self.local {
-                Some(tier) => match self.local_lookup(tier, key, counted) {
-                    Some(found) => Ok(found),
-                    None => self.read_through_async(tier, &**nonblocking, key, counted).await,
-                },
-                None => Ok(self
-                    .read_shared_async(&**nonblocking, key, key.digest(), counted)
-                    .await?
-                    .found),
-            },
+        match self.lookup_in_memory(key, counted) {
+            Some(found) => Ok(found),
+            None => self.lookup_shared_async(key, counted).await,
+        }
+    }
+
+    /// [`Cache::lookup_shared`], awaiting the backend.
+    pub(crate) async fn lookup_shared_async<V: CacheValue>(
+        &self,
+        key: &CallKey<'_>,
+        counted: bool,
+    ) -> Result<Found<V>, Error> {
+        match (&self.backend, &self.local) {
+            (Backend::Memory(store), _) => Ok(self.memory_lookup(store, key, counted)),
+            (Backend::Bytes { nonblocking, .. }, Some(tier)) => {
+                self.read_through_async(tier, &**nonblocking, key, counted).await
+            }
+            (Backend::Bytes { nonblocking, .. }, None) => Ok(self
+                .read_shared_async(&**nonblocking, key, key.digest(), counted)
+                .await?
+                .found),
         }
     }
 

@@ -73,13 +73,7 @@ where
     let Some(Prepared { cache, key }) = prepared else {
         return compute(args);
     };
-    // A memory lookup first, asked directly: a lookup that may read a backend returns its
-    // value through a `Result`, and with that on the path a memory hit took half as long again.
-    let found = match cache.lookup_in_memory::<R::Value>(key, true) {
-        Some(found) => Ok(found),
-        None => cache.lookup::<R::Value>(key, true),
-    };
-    match found {
+    match cache.lookup::<R::Value>(key, true) {
         Ok(Found::Fresh(value)) => R::from_value(value),
         Ok(Found::Miss) => compute_once(cache, key, fail, None, args, compute),
         Ok(Found::Stale(stale)) => serve_stale(cache, key, fail, stale, args, compute, detach),
@@ -384,7 +378,7 @@ where
     // A memory lookup never waits: asked directly, it costs no future of its own.
     let found = match cache.lookup_in_memory::<R::Value>(key, true) {
         Some(found) => Ok(found),
-        None => cache.lookup_async::<R::Value>(key, true).await,
+        None => cache.lookup_shared_async::<R::Value>(key, true).await,
     };
     match found {
         Ok(Found::Fresh(value)) => R::from_value(value),
