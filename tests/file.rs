@@ -338,6 +338,9 @@ impl signing::RawStore for Files {
     fn put(&self, storage_key: &str, bytes: &[u8]) {
         std::fs::write(dirs().main.join(storage_key.replace(':', "%3A")), bytes).unwrap();
     }
+    fn remove(&self, storage_key: &str) {
+        std::fs::remove_file(dirs().main.join(storage_key.replace(':', "%3A"))).unwrap();
+    }
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The file backend against neighbours on the machine: file and directory modes whatever the
 //! umask, symlinks planted at an entry's path, oversized entry files, `clear` that touches
-//! only its own prefix and no write in flight, and a directory owned by another user.
+//! only its own prefix and no write in flight, a directory owned by another user or writable
+//! by others, entry files of another user, expired files swept without removing fresh ones,
+//! and eviction down to a low-water mark.
 #![cfg(all(feature = "file", unix))]
 
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
@@ -181,4 +183,121 @@ fn effective_uid() -> u32 {
     // The owner of a file this process just created is its effective uid.
     let probe = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     probe.as_file().metadata().unwrap().uid()
+}
+
+/// An envelope of `value` whose entry expires after `ttl`.
+fn envelope(value: &str, ttl: Option<Duration>) -> Vec<u8> {
+    cachex::envelope::encode(&value.to_owned(), ttl).unwrap()
+}
+
+fn entry_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
+        .count()
+}
+
+#[test]
+fn an_expired_read_removes_nothing_and_a_fresh_write_in_its_place_is_read() {
+    let dir = scratch();
+    let store = FileStore::new(&dir, "s", None);
+    let k = key("s", 4);
+    store.set(&k, &envelope("old", Some(Duration::from_millis(1))), None).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(store.get(&k).unwrap(), None, "expired: a miss");
+    // The read unlinked nothing: had another process renamed a fresh value into place
+    // between the read and an unlink, that value would be gone.
+    assert!(entry_path(&dir, &k).exists(), "the read removed the file");
+    let fresh = envelope("fresh", None);
+    std::fs::write(entry_path(&dir, &k), &fresh).unwrap();
+    assert_eq!(store.get(&k).unwrap(), Some(fresh));
+}
+
+#[test]
+fn expired_files_are_swept_by_later_writes_without_max_bytes() {
+    let dir = scratch();
+    let store = FileStore::new(&dir, "s", None);
+    let expired = envelope("expired", Some(Duration::from_millis(1)));
+    let lasting = envelope("lasting", None);
+    let keys: Vec<StorageKey<'static>> = (0..1200u32)
+        .map(|n| {
+            let mut digest = [0u8; 32];
+            digest[..4].copy_from_slice(&n.to_le_bytes());
+            StorageKey::new("s", Key(digest))
+        })
+        .collect();
+    for k in &keys[..600] {
+        store.set(k, &expired, None).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(entry_files(&dir), 600, "no sweep yet");
+    // The 1024th write sweeps: the 600 expired files go, every lasting one stays.
+    for k in &keys[600..] {
+        store.set(k, &lasting, None).unwrap();
+    }
+    assert_eq!(entry_files(&dir), 600, "the expired files were swept");
+    for k in &keys[600..] {
+        assert_eq!(store.get(k).unwrap().as_deref(), Some(&lasting[..]));
+    }
+    assert_eq!(store.sweep_after(), 1024, "the next sweep after the files it found, at least 1024 writes");
+}
+
+#[test]
+fn over_max_bytes_the_oldest_go_down_to_90_percent() {
+    let dir = scratch();
+    let store = FileStore::new(&dir, "s", Some(100_000));
+    for n in 0..100u8 {
+        store.set(&key("s", n), &[n; 1000], None).unwrap();
+    }
+    assert_eq!(entry_files(&dir), 100, "at the limit, nothing evicted");
+    // Older by their modification time, the first written first.
+    for n in 0..100u8 {
+        let at = SystemTime::now() - Duration::from_secs(1000 - u64::from(n));
+        std::fs::File::options()
+            .write(true)
+            .open(entry_path(&dir, &key("s", n)))
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    }
+    store.set(&key("s", 200), &[9; 1000], None).unwrap();
+    // Down to 90 % of max_bytes, so the next writes do not each scan the directory again.
+    assert_eq!(entry_files(&dir), 90);
+    assert_eq!(store.get(&key("s", 0)).unwrap(), None, "the oldest went");
+    assert_eq!(store.get(&key("s", 10)).unwrap(), None, "11 files went: 101 000 bytes down to 90 000");
+    assert!(store.get(&key("s", 11)).unwrap().is_some(), "the newer stayed");
+    assert!(store.get(&key("s", 200)).unwrap().is_some(), "the write stayed");
+}
+
+#[test]
+fn a_directory_others_may_write_to_is_refused_unless_the_cache_signs() {
+    let dir = scratch().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    for (mode, who) in [(0o770, "its group"), (0o777, "every user")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let error = cachex::init_with(Config::new().cache("planted", CacheConfig::file(&dir)))
+            .expect_err("a directory others may write to is refused");
+        let text = error.to_string();
+        assert!(text.contains("cache `planted`, key `path`"), "{text}");
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+        assert!(text.contains(&format!("writable by {who} (mode {mode:o})")), "{text}");
+        assert!(text.contains("signing_key"), "{text}");
+        // A signing cache verifies what it reads: planted entries are misses.
+        assert!(FileStore::open(&dir, "planted", None, true).is_ok());
+    }
+}
+
+#[test]
+fn an_entry_file_another_user_owns_is_a_miss() {
+    let dir = scratch();
+    let store = FileStore::new(&dir, "s", None);
+    let k = key("s", 5);
+    store.set(&k, b"mine", None).unwrap();
+    assert_eq!(store.get(&k).unwrap().as_deref(), Some(&b"mine"[..]));
+    // Planting a file as another user needs root (CI runs as root); as anyone else, only the
+    // half above is checked.
+    if effective_uid() == 0 {
+        std::os::unix::fs::chown(entry_path(&dir, &k), Some(65534), Some(65534)).unwrap();
+        assert_eq!(store.get(&k).unwrap(), None, "another user's file was served");
+    }
 }

@@ -120,3 +120,52 @@ fn a_stuck_blocking_leader_does_not_block_a_waiter_past_lock_timeout() {
     RELEASE.lock().unwrap().take().unwrap().send(()).unwrap();
     assert_eq!(leader.join().unwrap(), 102);
 }
+
+static UNTIMED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// The first call never finishes.
+#[cached(name = "stuck")]
+async fn stuck_untimed(n: u32) -> u32 {
+    if UNTIMED_CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        std::future::pending::<()>().await;
+    }
+    n * 3
+}
+
+#[test]
+fn an_async_waiter_on_a_runtime_without_timers_waits_lock_timeout_and_computes() {
+    *INIT;
+    let value = returns_within(DEADLINE, || {
+        // No `enable_time`: tokio's timer is not there, and must not be needed.
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let mut leader = Box::pin(stuck_untimed(5));
+            assert!((&mut leader).now_or_never().is_none(), "the leader is stuck, and alive");
+            stuck_untimed(5).await
+        })
+    });
+    assert_eq!(value, 15);
+    assert_eq!(UNTIMED_CALLS.load(Ordering::SeqCst), 2, "the waiter computed by itself");
+}
+
+static SPAWNED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// The first call computes its own key again on a thread it spawns and joins.
+#[cached(name = "stuck")]
+fn through_a_thread(n: u32) -> u32 {
+    if SPAWNED_CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        return std::thread::spawn(move || through_a_thread(n)).join().unwrap() + 1;
+    }
+    n
+}
+
+#[test]
+fn re_entry_through_a_spawned_thread_waits_lock_timeout_then_computes() {
+    *INIT;
+    // The inner call is another thread's: it waits for the outer one (the README says so),
+    // at most `lock_timeout`, then computes by itself; both return.
+    assert_eq!(returns_within(DEADLINE, || through_a_thread(9)), 10);
+    assert_eq!(SPAWNED_CALLS.load(Ordering::SeqCst), 2);
+    assert_eq!(through_a_thread(9), 10, "the outer value is cached");
+    assert_eq!(SPAWNED_CALLS.load(Ordering::SeqCst), 2);
+}

@@ -332,6 +332,10 @@ impl signing::RawStore for Entries {
         use cachex::memcached::MemcachedClient;
         raw().set(&Self::server_key(storage_key), bytes, 600).unwrap();
     }
+    fn remove(&self, storage_key: &str) {
+        use cachex::memcached::MemcachedClient;
+        raw().delete(&Self::server_key(storage_key)).unwrap();
+    }
 }
 
 #[test]

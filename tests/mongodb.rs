@@ -331,6 +331,13 @@ impl signing::RawStore for Documents {
             .unwrap();
         assert_eq!(updated.matched_count, 1, "{storage_key} is stored");
     }
+    fn remove(&self, storage_key: &str) {
+        let deleted = Self::collection(storage_key)
+            .delete_one(doc! { "_id": storage_key })
+            .run()
+            .unwrap();
+        assert_eq!(deleted.deleted_count, 1, "{storage_key} was stored");
+    }
 }
 
 #[test]

@@ -479,6 +479,13 @@ impl signing::RawStore for Entries {
             .query::<()>(&mut servers().main.client())
             .unwrap();
     }
+    fn remove(&self, storage_key: &str) {
+        let removed: u32 = redis::cmd("DEL")
+            .arg(storage_key)
+            .query(&mut servers().main.client())
+            .unwrap();
+        assert_eq!(removed, 1, "{storage_key} was stored");
+    }
 }
 
 #[test]

@@ -89,7 +89,8 @@ static BACKENDS: LazyLock<Backends> = LazyLock::new(|| {
             "inline_fails_memory",
             CacheConfig::memory().ttl(TTL).stale_while_revalidate(WINDOW),
         )
-        .cache("waiters_memory", CacheConfig::memory().ttl(TTL).stale_if_error(WINDOW));
+        .cache("waiters_memory", CacheConfig::memory().ttl(TTL).stale_if_error(WINDOW))
+        .cache("removed_memory", CacheConfig::memory().ttl(TTL).stale_if_error(WINDOW));
     for backend in ["memory", "file", "redis"] {
         for test in [
             "swr",
@@ -563,6 +564,43 @@ fn callers_waiting_on_a_failing_computation_get_the_stale_value_without_computin
         2,
         "one failing computation for the concurrent callers (the waiters did not retry in turn)"
     );
+}
+
+static REMOVED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Succeeds once; then fails slowly, the first failing run after removing its own entry (the
+/// way another process's invalidation would, while the callers wait).
+#[cached(name = "removed_memory")]
+fn removed_while_failing(key: u32) -> Result<u64, String> {
+    match REMOVED_RUNS.fetch_add(1, Ordering::SeqCst) {
+        0 => Ok(u64::from(key)),
+        1 => {
+            std::thread::sleep(Duration::from_millis(300));
+            removed_while_failing_invalidate(key).unwrap();
+            Err("upstream down".into())
+        }
+        _ => Err("upstream down".into()),
+    }
+}
+
+#[test]
+fn a_waiter_does_not_serve_a_stale_value_removed_while_it_waited() {
+    LazyLock::force(&BACKENDS);
+    assert_eq!(removed_while_failing(4), Ok(4));
+    std::thread::sleep(PAST_TTL);
+    let leader = std::thread::spawn(|| removed_while_failing(4));
+    while REMOVED_RUNS.load(Ordering::SeqCst) < 2 {
+        std::thread::yield_now();
+    }
+    // These callers find the stale value and wait for the leader, whose computation fails
+    // after the entry was removed: the value they found is gone, so none of them serves it.
+    let served: Vec<Result<u64, String>> = std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..8).map(|_| scope.spawn(|| removed_while_failing(4))).collect();
+        callers.into_iter().map(|caller| caller.join().unwrap()).collect()
+    });
+    assert_eq!(served, vec![Err("upstream down".to_string()); 8]);
+    // The leader held the stale value itself when its computation failed.
+    assert_eq!(leader.join().unwrap(), Ok(4));
 }
 
 /// Owned arguments and a boxed error: refreshed in the background like any other (the return

@@ -120,13 +120,11 @@ enum Read<V> {
     Corrupt(DecodeError),
 }
 
-/// A value read from a byte-storing backend, and the same entry re-signed with the current
-/// key when it verified with a fallback: the reader writes that back.
+/// A value read from a byte-storing backend.
 struct Opened<V> {
     found: Found<V>,
     /// The envelope's boundaries, when it was read.
     expiry: Option<Expiry>,
-    resigned: Option<(Vec<u8>, Option<Duration>)>,
 }
 
 impl Cache {
@@ -250,11 +248,10 @@ impl Cache {
         started: Option<Instant>,
         counted: bool,
     ) -> Opened<V> {
-        let mut resigned = None;
         let mut expiry = None;
         let read = match bytes {
             None => Read::Found(Found::Miss),
-            Some(bytes) => match self.verify(storage_key, bytes, &mut resigned) {
+            Some(bytes) => match self.verify(storage_key, bytes) {
                 Err(e) => Read::Corrupt(e),
                 Ok(bytes) => {
                     expiry = envelope::read_expiry(&bytes);
@@ -268,36 +265,20 @@ impl Cache {
             },
         };
         let found = self.count(key, read, started, counted);
-        Opened {
-            resigned: resigned.filter(|_| !matches!(found, Found::Miss)),
-            expiry,
-            found,
-        }
+        Opened { expiry, found }
     }
 
-    /// The bytes, if they verify with the cache's keys (or it signs nothing); an entry signed
-    /// with a fallback key is re-signed with the current one into `resigned`, with the time it
-    /// has left.
-    fn verify(
-        &self,
-        storage_key: &StorageKey<'_>,
-        bytes: Vec<u8>,
-        resigned: &mut Option<(Vec<u8>, Option<Duration>)>,
-    ) -> Result<Vec<u8>, DecodeError> {
+    /// The bytes, if they verify with the cache's keys (or it signs nothing). An entry signed
+    /// with a fallback key is served as it is and never written back re-signed: a write on
+    /// the read path could land after a removal or a newer write of the entry by another
+    /// process and bring the old value back; the entry is signed with the current key at its
+    /// next write, and keeps verifying while its fallback key is listed.
+    fn verify(&self, storage_key: &StorageKey<'_>, bytes: Vec<u8>) -> Result<Vec<u8>, DecodeError> {
         let Some(keys) = &self.settings.signing else {
             return Ok(bytes);
         };
-        let storage_key = storage_key.text();
-        match keys.verify(&storage_key, &bytes) {
-            Ok(Verified::Current) => Ok(bytes),
-            Ok(Verified::Fallback) => {
-                if let Some(expiry) = envelope::read_expiry(&bytes) {
-                    let mut again = bytes.clone();
-                    keys.sign(&storage_key, &mut again);
-                    *resigned = Some((again, expiry.remaining()));
-                }
-                Ok(bytes)
-            }
+        match keys.verify(&storage_key.text(), &bytes) {
+            Ok(Verified::Current | Verified::Fallback) => Ok(bytes),
             Err(reason) => Err(reason),
         }
     }
@@ -391,12 +372,7 @@ impl Cache {
         let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
         let storage_key = StorageKey::new(&self.settings.prefix, digest);
         let bytes = self.op(Operation::Get, || blocking.get(&storage_key))?;
-        let mut opened = self.open(key, &storage_key, bytes, started, counted);
-        if let Some((bytes, ttl)) = opened.resigned.take() {
-            // A failure is counted and logged; the value read is good.
-            let _ = self.op(Operation::Set, || blocking.set(&storage_key, &bytes, ttl));
-        }
-        Ok(opened)
+        Ok(self.open(key, &storage_key, bytes, started, counted))
     }
 
     /// Reads `key` from the async side of the shared backend.
@@ -410,13 +386,7 @@ impl Cache {
         let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
         let storage_key = StorageKey::new(&self.settings.prefix, digest);
         let bytes = self.op_async(Operation::Get, nonblocking.get(&storage_key)).await?;
-        let mut opened = self.open(key, &storage_key, bytes, started, counted);
-        if let Some((bytes, ttl)) = opened.resigned.take() {
-            let _ = self
-                .op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, ttl))
-                .await;
-        }
-        Ok(opened)
+        Ok(self.open(key, &storage_key, bytes, started, counted))
     }
 
     /// Copies a fresh value read from the shared backend into the local tier; returns whether

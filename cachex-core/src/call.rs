@@ -135,6 +135,9 @@ enum AfterLeader<V> {
 /// Decides [`AfterLeader`] from the waiter's new lookup (`found`), keeping a stale value it
 /// finds in `stale`. When the leader's computation failed, the stale value stands in for it;
 /// a leader that did not compute (cancelled, never started) leaves the key to the next one.
+/// A new lookup that finds nothing drops the stale value found before waiting: the entry is
+/// past its windows, or was removed, and is served no more. Only when the backend cannot be
+/// read is the value found before waiting (at most `lock_timeout` earlier) still served.
 fn after_leader<V>(
     cache: &Cache,
     key: &CallKey<'_>,
@@ -145,7 +148,7 @@ fn after_leader<V>(
     match found {
         Ok(Found::Fresh(value)) => return AfterLeader::Value(value),
         Ok(Found::Stale(found)) => *stale = Some(found),
-        Ok(Found::Miss) => {}
+        Ok(Found::Miss) => *stale = None,
         Err(error) if stale.is_none() => return AfterLeader::Bypass(error),
         Err(_) => {}
     }

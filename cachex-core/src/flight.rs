@@ -3,12 +3,19 @@
 //! future, so no waiter ever hangs on a computation that is gone. A waiter waits at most the
 //! cache's `lock_timeout` (a leader that is alive but never polled again releases no one), and
 //! a call that re-enters its own key (a cached function calling itself with the same
-//! arguments, directly or through other functions) computes instead of waiting for itself.
+//! arguments, directly or through other functions, on the same thread or in the same task)
+//! computes instead of waiting for itself. A computation that calls its own key from a thread
+//! or task it spawned and waits for it cannot be told from another caller: that call waits
+//! the `lock_timeout`, then computes.
+//!
+//! An async waiter's deadline is kept by a thread of the process ([`alarm`]), not by tokio's
+//! timer, which a runtime may be built without (and other executors do not have).
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
@@ -41,6 +48,8 @@ pub(crate) struct Slot {
     /// `None` while the leader runs; what it left once it finished.
     outcome: Mutex<Option<Outcome>>,
     done: Event,
+    /// The earliest alarm set for the slot's async waiters and not yet rung.
+    alarm: Mutex<Option<Instant>>,
 }
 
 /// What a leader left.
@@ -255,23 +264,123 @@ impl Waiter {
     }
 
     /// Waits without blocking the thread until the leader is done, or `limit` has passed
-    /// (the limit needs tokio's timer; under another executor the wait is not bounded).
+    /// (on any executor, with or without tokio's timer: the process's [`alarm`] thread wakes
+    /// the waiter at its deadline).
     pub(crate) async fn wait_async<V: Clone + 'static>(self, limit: Duration) -> Waited<V> {
-        let timed = tokio::runtime::Handle::try_current().is_ok();
-        let deadline = tokio::time::Instant::now().checked_add(limit);
+        let deadline = Instant::now().checked_add(limit);
         loop {
             let listener = self.0.done.listen();
             if let Some(outcome) = self.outcome() {
                 return outcome;
             }
-            match deadline {
-                Some(deadline) if timed => {
-                    if tokio::time::timeout_at(deadline, listener).await.is_err() {
-                        return self.outcome().unwrap_or(Waited::TimedOut);
-                    }
+            if let Some(deadline) = deadline {
+                if Instant::now() >= deadline {
+                    return Waited::TimedOut;
                 }
-                _ => listener.await,
+                // Rings at the deadline (or earlier, for another waiter: this one looks again).
+                alarm::set(&self.0, deadline);
             }
+            listener.await;
+        }
+    }
+}
+
+/// One thread of the process that wakes the async waiters of a slot at their deadlines.
+mod alarm {
+    use super::*;
+
+    /// A slot to wake at an instant.
+    struct Ring {
+        at: Instant,
+        slot: Weak<Slot>,
+    }
+
+    impl PartialEq for Ring {
+        fn eq(&self, other: &Self) -> bool {
+            self.at == other.at
+        }
+    }
+    impl Eq for Ring {}
+    impl PartialOrd for Ring {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Ring {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            self.at.cmp(&other.at)
+        }
+    }
+
+    #[derive(Default)]
+    struct Alarms {
+        rings: Mutex<BinaryHeap<Reverse<Ring>>>,
+        changed: Condvar,
+    }
+
+    /// The process's alarms, and their thread (started on first use); `None` when no thread
+    /// could be started (then waiters are woken by their leader only).
+    fn alarms() -> Option<&'static Alarms> {
+        static ALARMS: OnceLock<Option<&'static Alarms>> = OnceLock::new();
+        *ALARMS.get_or_init(|| {
+            let alarms: &'static Alarms = Box::leak(Box::default());
+            let started = std::thread::Builder::new()
+                .name("cachex-alarms".into())
+                .spawn(move || ring(alarms));
+            match started {
+                Ok(_) => Some(alarms),
+                Err(error) => {
+                    tracing::warn!(%error, "cachex: no thread for the deadlines of async waiters; they wait for their leader");
+                    None
+                }
+            }
+        })
+    }
+
+    /// Has the waiters of `slot` woken at `at`, unless an alarm at or before it is set already.
+    pub(super) fn set(slot: &Arc<Slot>, at: Instant) {
+        let Some(alarms) = alarms() else { return };
+        {
+            let mut armed = slot.alarm.lock().unwrap_or_else(PoisonError::into_inner);
+            if armed.is_some_and(|armed| armed <= at) {
+                return;
+            }
+            *armed = Some(at);
+        }
+        let mut rings = alarms.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        rings.push(Reverse(Ring {
+            at,
+            slot: Arc::downgrade(slot),
+        }));
+        alarms.changed.notify_one();
+    }
+
+    fn ring(alarms: &Alarms) {
+        let mut rings = alarms.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let now = Instant::now();
+            while rings.peek().is_some_and(|Reverse(ring)| ring.at <= now) {
+                let Some(Reverse(ring)) = rings.pop() else { break };
+                if let Some(slot) = ring.slot.upgrade() {
+                    let mut armed = slot.alarm.lock().unwrap_or_else(PoisonError::into_inner);
+                    if *armed == Some(ring.at) {
+                        *armed = None;
+                    }
+                    drop(armed);
+                    slot.done.notify(usize::MAX);
+                }
+            }
+            rings = match rings.peek() {
+                Some(Reverse(next)) => {
+                    let wait = next.at.saturating_duration_since(now);
+                    alarms
+                        .changed
+                        .wait_timeout(rings, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => alarms.changed.wait(rings).unwrap_or_else(PoisonError::into_inner),
+            };
         }
     }
 }

@@ -12,17 +12,28 @@
 //! umask; reads open entries with `O_NOFOLLOW` (a symlink at an entry's path is a miss, and
 //! its target is never read), writes replace the path by `rename` (a symlink there is replaced,
 //! its target never written), and an entry larger than [`MAX_ENTRY_BYTES`] (or the cache's
-//! `max_bytes`, if smaller) is a miss. [`FileStore::open`] refuses a directory that another
-//! user owns.
+//! `max_bytes`, if smaller) is a miss, and so is an entry file another user owns.
+//! [`FileStore::open`] refuses a directory that another user owns, and one that others may
+//! write to (where a neighbour could plant an entry under its predictable name) unless the
+//! cache signs its values.
+//!
+//! A read never removes a file: an expired entry is a miss, and its file goes at the next
+//! sweep. A sweep runs once the writes since the last one reach the number of files that one
+//! found (at least [`SWEEP_EVERY`]), so its cost is constant per write however large the
+//! directory; with `max_bytes`, also as soon as the cache's files exceed it, and then it evicts
+//! the oldest down to 90 % of `max_bytes`, so a full directory is scanned once per many
+//! writes, not on every one. A sweep removes a file only if it is still the file it examined
+//! (the path is renamed aside, checked, and a newer file that another process renamed into
+//! place in between is put back), so it never deletes a fresh write.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::envelope::{header_expiry, now_millis};
+use crate::envelope::{header_expiry, now_millis, HEADER_LEN};
 use crate::error::BoxError;
 use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
@@ -33,6 +44,10 @@ const TEMP_SEPARATOR: char = '~';
 pub const MAX_ENTRY_BYTES: u64 = 256 * 1024 * 1024;
 /// Temporary files older than this are left over from a crash and are removed.
 const STALE_TEMP: Duration = Duration::from_secs(60);
+/// The fewest writes between two sweeps of expired entries.
+pub const SWEEP_EVERY: u64 = 1024;
+/// A sweep over `max_bytes` evicts down to this share of it (percent).
+const LOW_WATER_PERCENT: u64 = 90;
 
 /// One file cache: a directory, the cache's prefix, and an optional bound on its bytes.
 ///
@@ -60,6 +75,13 @@ struct Inner {
     max_entry: u64,
     /// Bytes written by this process since the last sweep, added to the last measured total.
     estimate: AtomicU64,
+    /// Writes by this process since the last sweep.
+    writes: AtomicU64,
+    /// How many writes make the next sweep: the files the last one found, at least
+    /// [`SWEEP_EVERY`].
+    sweep_after: AtomicU64,
+    /// Whether a sweep is running (one at a time per store; the others write on).
+    sweeping: AtomicBool,
 }
 
 /// Creates `dir` and its missing parents, `0700` on Unix.
@@ -71,8 +93,9 @@ fn create_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
-/// Fails when `dir` exists and belongs to another user (who could read or replace entries).
-fn check_owner(dir: &Path) -> Result<(), BoxError> {
+/// Fails when `dir` exists and belongs to another user (who could read or replace entries),
+/// or, unless the cache signs its values (`signed`), when others may write to it.
+fn check_dir(dir: &Path, signed: bool) -> Result<(), BoxError> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         use std::os::unix::fs::MetadataExt;
@@ -87,10 +110,51 @@ fn check_owner(dir: &Path) -> Result<(), BoxError> {
                 )
                 .into());
             }
+            let mode = metadata.mode() & 0o7777;
+            if mode & 0o022 != 0 && !signed {
+                return Err(format!(
+                    "the cache directory {} is writable by {} (mode {mode:o}): anyone who can write there \
+                     could plant an entry under its predictable name, and this cache would serve it; \
+                     `chmod go-w` it (cachex creates its directories 0700), or set `signing_key`",
+                    dir.display(),
+                    if mode & 0o002 != 0 { "every user" } else { "its group" },
+                )
+                .into());
+            }
         }
     }
-    let _ = dir;
+    let _ = (dir, signed);
     Ok(())
+}
+
+/// Whether a file belongs to this process's user (another user's file at an entry's path was
+/// planted: a miss).
+fn owned_by_me(metadata: &fs::Metadata) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::unix::fs::MetadataExt;
+        metadata.uid() == rustix::process::geteuid().as_raw()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = metadata;
+        true
+    }
+}
+
+/// The identity of a file (device and inode on Unix), to tell whether a path still names the
+/// file a sweep examined.
+fn identity(metadata: &fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (metadata.dev(), metadata.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let modified = metadata.modified().ok().and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok());
+        (metadata.len(), modified.map_or(0, |m| m.as_nanos() as u64))
+    }
 }
 
 /// Percent-encodes every byte outside `[A-Za-z0-9._-]`.
@@ -123,21 +187,31 @@ impl FileStore {
             max_bytes,
             max_entry: max_bytes.unwrap_or(MAX_ENTRY_BYTES).clamp(1, MAX_ENTRY_BYTES),
             estimate: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            sweep_after: AtomicU64::new(SWEEP_EVERY),
+            sweeping: AtomicBool::new(false),
         }))
     }
 
-    /// Like [`FileStore::new`], and fails when the directory belongs to another user.
+    /// Like [`FileStore::new`], and fails when the directory belongs to another user, or when
+    /// others may write to it and the cache does not sign its values (`signed` = it has a
+    /// `signing_key`, so a planted entry does not verify).
     ///
     /// ```
     /// # #[cfg(target_os = "linux")] {
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use cachex_core::backend::file::FileStore;
     /// let dir = std::env::temp_dir().join(format!("cachex-doc-open-{}", std::process::id()));
-    /// assert!(cachex_core::backend::file::FileStore::open(&dir, "cachex:doc", None).is_ok());
+    /// assert!(FileStore::open(&dir, "cachex:doc", None, false).is_ok());
+    /// std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    /// assert!(FileStore::open(&dir, "cachex:doc", None, false).is_err(), "others may plant entries");
+    /// assert!(FileStore::open(&dir, "cachex:doc", None, true).is_ok(), "planted entries do not verify");
     /// # std::fs::remove_dir_all(&dir).ok();
     /// # }
     /// ```
-    pub fn open(dir: &Path, prefix: &str, max_bytes: Option<u64>) -> Result<Self, BoxError> {
+    pub fn open(dir: &Path, prefix: &str, max_bytes: Option<u64>, signed: bool) -> Result<Self, BoxError> {
         let store = FileStore::new(dir, prefix, max_bytes);
-        check_owner(dir)?;
+        check_dir(dir, signed)?;
         Ok(store)
     }
 
@@ -181,6 +255,10 @@ impl FileStore {
             Err(error) => return Err(error),
         };
         let metadata = file.metadata()?;
+        if !owned_by_me(&metadata) {
+            tracing::warn!(path = %path.display(), "cachex file cache: an entry file another user owns is not read (a miss)");
+            return Ok(None);
+        }
         if !metadata.is_file() || metadata.len() > self.0.max_entry {
             tracing::warn!(path = %path.display(), len = metadata.len(), max = self.0.max_entry,
                 "cachex file cache: not a regular file of a bounded size (a miss)");
@@ -198,14 +276,10 @@ impl FileStore {
         let path = self.path(key);
         match self.read_entry(&path) {
             Ok(None) => Ok(None),
-            Ok(Some(bytes)) => {
-                if header_expiry(&bytes).is_some_and(|at| at != 0 && at <= now_millis()) {
-                    // Expired: a miss, and the file goes (unless a writer replaced it already).
-                    let _ = fs::remove_file(&path);
-                    return Ok(None);
-                }
-                Ok(Some(bytes))
-            }
+            // Expired: a miss; the file is left to the sweep (unlinking it here could delete
+            // a fresh value another process renamed into place since it was read).
+            Ok(Some(bytes)) if expired(&bytes, now_millis()) => Ok(None),
+            Ok(Some(bytes)) => Ok(Some(bytes)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(io_error("read", &path, error)),
         }
@@ -242,22 +316,41 @@ impl FileStore {
         // through it; on failure the temporary file is removed when `temp` drops.
         temp.persist(&path)
             .map_err(|e| io_error("rename into", &path, e.error))?;
-        if let Some(max_bytes) = self.0.max_bytes {
-            let estimate = self.0.estimate.fetch_add(value.len() as u64, Ordering::Relaxed) + value.len() as u64;
-            if estimate > max_bytes {
-                self.sweep(max_bytes)?;
-            }
-        }
-        Ok(())
+        self.written(value.len() as u64)
     }
 
-    /// Measures this cache's files and removes the oldest until they fit in `max_bytes`;
-    /// also removes stale temporary files.
-    fn sweep(&self, max_bytes: u64) -> Result<(), BoxError> {
+    /// Counts a write, and sweeps when it is time: every [`FileStore::sweep_after`] writes,
+    /// or as soon as the cache's files exceed `max_bytes`.
+    fn written(&self, len: u64) -> Result<(), BoxError> {
+        let estimate = self.0.estimate.fetch_add(len, Ordering::Relaxed) + len;
+        let writes = self.0.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        let over = self.0.max_bytes.is_some_and(|max_bytes| estimate > max_bytes);
+        if !over && writes < self.0.sweep_after.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if self.0.sweeping.swap(true, Ordering::Acquire) {
+            return Ok(());
+        }
+        let swept = self.sweep();
+        self.0.sweeping.store(false, Ordering::Release);
+        swept
+    }
+
+    /// One pass over the directory: removes this cache's expired entries and stale temporary
+    /// files, then, over `max_bytes`, the oldest entries down to its low-water mark; measures
+    /// what stays.
+    pub fn sweep(&self) -> Result<(), BoxError> {
         let mut entries = Vec::new();
         let mut total = 0u64;
         let now = SystemTime::now();
-        for entry in fs::read_dir(&self.0.dir).map_err(|e| io_error("list", &self.0.dir, e))? {
+        let now_ms = now_millis();
+        let listing = match fs::read_dir(&self.0.dir) {
+            Ok(listing) => listing,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(io_error("list", &self.0.dir, error)),
+        };
+        self.0.writes.store(0, Ordering::Relaxed);
+        for entry in listing {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
@@ -268,23 +361,60 @@ impl FileStore {
                     let _ = fs::remove_file(entry.path());
                 }
             } else if self.is_own(name) {
+                let path = entry.path();
+                if expired_file(&path, now_ms) && self.remove_examined(&path, &metadata) {
+                    continue;
+                }
                 total += metadata.len();
-                entries.push((modified, metadata.len(), entry.path()));
+                entries.push((modified, metadata, path));
             }
         }
-        if total > max_bytes {
+        let files = entries.len() as u64;
+        if let Some(max_bytes) = self.0.max_bytes.filter(|max_bytes| total > *max_bytes) {
+            let low_water = max_bytes.saturating_mul(LOW_WATER_PERCENT) / 100;
             entries.sort_by_key(|(modified, _, _)| *modified);
-            for (_, len, path) in entries {
-                if total <= max_bytes {
+            for (_, metadata, path) in &entries {
+                if total <= low_water {
                     break;
                 }
-                if fs::remove_file(&path).is_ok() {
-                    total -= len;
+                if self.remove_examined(path, metadata) {
+                    total -= metadata.len();
                 }
             }
         }
         self.0.estimate.store(total, Ordering::Relaxed);
+        self.0.sweep_after.store(files.max(SWEEP_EVERY), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Removes the file at `path` if it is still the one `examined` describes: the path is
+    /// renamed aside first (atomically taking whatever is there now), and a different file
+    /// found there (a write another process renamed into place since) is linked back, unless
+    /// a newer one took the path meanwhile. Returns whether the examined file was removed.
+    fn remove_examined(&self, path: &Path, examined: &fs::Metadata) -> bool {
+        static ASIDE: AtomicU64 = AtomicU64::new(0);
+        let aside = self.0.dir.join(format!(
+            "{TEMP_PREFIX}{}{TEMP_SEPARATOR}sweep-{}-{}",
+            self.0.stem,
+            std::process::id(),
+            ASIDE.fetch_add(1, Ordering::Relaxed)
+        ));
+        if fs::rename(path, &aside).is_err() {
+            return false;
+        }
+        let same = fs::symlink_metadata(&aside).is_ok_and(|now| identity(&now) == identity(examined));
+        if !same {
+            // A fresh write: back in place, unless an even newer one is there (it wins).
+            let _ = fs::hard_link(&aside, path);
+        }
+        let _ = fs::remove_file(&aside);
+        same
+    }
+
+    /// How many writes make the next sweep (the files the last sweep found, at least
+    /// [`SWEEP_EVERY`]).
+    pub fn sweep_after(&self) -> u64 {
+        self.0.sweep_after.load(Ordering::Relaxed)
     }
 
     fn remove(&self, key: &str) -> Result<(), BoxError> {
@@ -383,6 +513,21 @@ impl AsyncStorage for FileStore {
     }
 }
 
+/// Whether an envelope (or its header) says its entry is stored no longer at `now_ms`.
+fn expired(bytes: &[u8], now_ms: u64) -> bool {
+    header_expiry(bytes).is_some_and(|at| at != 0 && at <= now_ms)
+}
+
+/// Whether the entry file at `path` has expired at `now_ms`, by its header (a file that does
+/// not read is left alone).
+fn expired_file(path: &Path, now_ms: u64) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; HEADER_LEN];
+    fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut header))
+        .is_ok_and(|()| expired(&header, now_ms))
+}
+
 /// The file backend: one file per entry under `path`, bounded by `max_bytes`.
 pub const KIND: super::Kind = super::Kind {
     name: "file",
@@ -396,7 +541,7 @@ pub const KIND: super::Kind = super::Kind {
                 "a file cache needs `path`, the directory of its entries (e.g. path = \"target/cachex/reports\")",
             )
         })?;
-        let store = FileStore::open(path, spec.prefix, spec.max_bytes)
+        let store = FileStore::open(path, spec.prefix, spec.max_bytes, spec.signed)
             .map_err(|e| super::SettingProblem::new("path", e.to_string()))?;
         Ok(super::Backend::bytes("file", store))
     },
@@ -418,6 +563,27 @@ mod tests {
         assert!(a.is_own_temp(".tmp-a%3A~x1y2"));
         assert!(!a.is_own_temp(".tmp-b-a%3A~x1y2"), "another prefix's temporary file");
         assert!(!a.is_own_temp(".tmp-a%3Ab%3A~x1y2"), "prefix `a:b` is not prefix `a`");
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_sweep_never_removes_a_file_written_after_it_looked() {
+        let dir = std::env::temp_dir().join(format!("cachex-unit-sweep-{}", std::process::id()));
+        let store = FileStore::new(&dir, "s", None);
+        let key = StorageKey::new("s", crate::Key([1; 32]));
+        store.set(&key, b"old", None).unwrap();
+        let path = store.path(&key.text());
+        let examined = fs::symlink_metadata(&path).unwrap();
+        // Another process renames a fresh value into place after the sweep examined the old.
+        store.set(&key, b"fresh", None).unwrap();
+        assert!(!store.remove_examined(&path, &examined), "not the file it examined");
+        assert_eq!(store.get(&key).unwrap().as_deref(), Some(&b"fresh"[..]), "the fresh write stays");
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "nothing left aside: {names:?}");
+        // The file it examined is removed.
+        let examined = fs::symlink_metadata(&path).unwrap();
+        assert!(store.remove_examined(&path, &examined));
+        assert_eq!(store.get(&key).unwrap(), None);
         fs::remove_dir_all(&dir).ok();
     }
 }

@@ -190,6 +190,8 @@ pub struct Spec<'a> {
     pub database: Option<&'a str>,
     /// The collection.
     pub collection: Option<&'a str>,
+    /// Whether the cache signs its values (`signing_key`): a forged entry is then a miss.
+    pub signed: bool,
 }
 
 impl<'a> Spec<'a> {
@@ -214,6 +216,7 @@ impl<'a> Spec<'a> {
             max_item_bytes: None,
             database: None,
             collection: None,
+            signed: false,
         }
     }
 

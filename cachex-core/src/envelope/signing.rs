@@ -48,7 +48,8 @@ pub struct ShortSigningKey {
 pub enum Verified {
     /// The current key: nothing to do.
     Current,
-    /// A fallback key: the reader re-signs the entry with the current key.
+    /// A fallback key: good during a rotation (the entry is signed with the current key at
+    /// its next write).
     Fallback,
 }
 
