@@ -12,6 +12,7 @@ use std::sync::{Arc, Barrier, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use cachex::{cached, CacheConfig, CacheHandle, Config, LocalConfig, Stats};
+use support::proxy::Proxy;
 use support::redis_server::{RedisCluster, RedisServer};
 use support::{wait_until, Counter};
 
@@ -37,10 +38,13 @@ struct Servers {
     reads: RedisServer,
     /// Paused (`CLIENT PAUSE`) by one test.
     paused: RedisServer,
+    /// In front of `main` for one cache of this process (never the peer's): delays replies.
+    proxy: Proxy,
 }
 
 /// Every cache this binary binds or uses, so a peer's configuration declares them all.
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 13] = [
+    "lt_proxied",
     "lt_cluster_moves",
     "lt_calls",
     "lt_pause",
@@ -64,19 +68,25 @@ fn tiered(url: &str) -> CacheConfig {
 }
 
 static SERVERS: LazyLock<Servers> = LazyLock::new(|| {
+    let main_server = RedisServer::start();
     let servers = Servers {
-        main: RedisServer::start(),
         cluster: RedisCluster::start(),
         killable: RedisServer::start(),
         fault: Mutex::new(RedisServer::start()),
         reads: RedisServer::start(),
         paused: RedisServer::start(),
+        proxy: Proxy::start(main_server.port),
+        main: main_server,
     };
     let main = servers.main.url();
     let fault = servers.fault.lock().unwrap().url();
     cachex::init_with(
         Config::new()
             .cache("lt_shared", tiered(&main))
+            .cache(
+                "lt_proxied",
+                tiered(&format!("redis://127.0.0.1:{}", servers.proxy.port())).timeout(PROXIED_TIMEOUT),
+            )
             .cache("lt_calls", tiered(&main))
             .cache("lt_cluster", tiered(&servers.cluster.url()))
             .cache("lt_cluster_moves", tiered(&servers.cluster.url()))
@@ -382,6 +392,57 @@ fn two_processes_see_each_others_changes_on_a_cluster() {
     }
     let url = servers().cluster.url();
     two_processes_see_each_others_changes("two_processes_see_each_others_changes_on_a_cluster", "lt_cluster", &url);
+}
+
+/// The timeout of the cache behind the proxy; its replies are delayed six times as long.
+const PROXIED_TIMEOUT: Duration = Duration::from_millis(50);
+
+#[test]
+fn a_removal_that_times_out_still_reaches_the_other_process() {
+    let test = "a_removal_that_times_out_still_reaches_the_other_process";
+    if peer_mode(test) {
+        return;
+    }
+    serving("lt_proxied");
+    let here = handle("lt_proxied");
+    // The peer shares the entries, straight to the server; this process goes through the proxy.
+    let mut peer = Peer::spawn(test, "lt_proxied", &servers().main.url(), true);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (round, asynchronous) in [(1u32, false), (2, true)] {
+        servers().proxy.delay_replies(Duration::ZERO);
+        serving("lt_proxied");
+        let value = round.to_string();
+        let before = peer.stats().1;
+        // Each side writes first, so its connection is up before replies are delayed.
+        if asynchronous {
+            runtime.block_on(here.set_async("k", &round)).unwrap();
+        } else {
+            here.set("k", &round).unwrap();
+        }
+        peer.invalidated(before + 1);
+        assert_eq!(peer.ask("get k"), value);
+        let (hits, _, _) = peer.stats();
+        assert_eq!(peer.ask("get k"), value);
+        assert_eq!(peer.stats().0, hits + 1, "the peer holds the value locally");
+
+        // The server runs the removal, its reply comes after the client gave up: the caller
+        // gets an error, and the other process has been told all the same.
+        servers().proxy.delay_replies(PROXIED_TIMEOUT * 6);
+        let unannounced = here.stats().unannounced;
+        let removed = if asynchronous {
+            runtime.block_on(here.remove_async("k"))
+        } else {
+            here.remove("k")
+        };
+        assert!(removed.is_err(), "the reply came after the timeout: {removed:?}");
+        assert_eq!(here.stats().unannounced, unannounced + 1, "counted as maybe unannounced");
+        peer.until("get k", "none");
+        assert_eq!(peer.stats().2, 0, "the peer's channel was never lost: its copy went by the message");
+    }
+    servers().proxy.delay_replies(Duration::ZERO);
 }
 
 #[test]

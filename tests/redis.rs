@@ -383,9 +383,15 @@ async fn a_server_that_stops_answering_costs_a_timeout_not_a_hang() {
         tokio::task::spawn_blocking(|| through_pause_blocking(3)).await.unwrap(),
         24
     );
+    // A clear too, on both sides: each command bounded by the timeout (an unbounded one would
+    // return Ok once the pause ends).
+    let handle = cachex::cache("r_pause").unwrap();
+    assert!(handle.clear_async().await.is_err(), "clear_async waited out the pause");
+    let blocking = handle.clone();
+    assert!(tokio::task::spawn_blocking(move || blocking.clear()).await.unwrap().is_err());
     let elapsed = started.elapsed();
     // The server answers nothing for 8 s (not even an UNPAUSE); three calls bounded by the
-    // 250 ms timeout (a lookup and a store each) return long before.
+    // 250 ms timeout (a lookup and a store each) and two clears return long before.
     assert!(
         elapsed < Duration::from_secs(6),
         "calls waited {elapsed:?} on a paused server"

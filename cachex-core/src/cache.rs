@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::backend::memory::MemoryStore;
 use crate::backend::Backend;
-use crate::coherence::{Invalidation, InvalidationListener, Invalidations};
+use crate::coherence::{announced, announced_async, Invalidation, InvalidationListener, Invalidations};
 use crate::envelope::{self, DecodeError, Expiry, SigningKeys, Verified};
 use crate::error::{BoxError, Error};
 use crate::flight::{Flights, Joined, Leader, Waited};
@@ -661,7 +661,7 @@ impl Cache {
 
     /// The channel that tells other processes' local tiers what changed, when this cache has
     /// a tier that it keeps coherent.
-    fn invalidations(&self) -> Option<&dyn Invalidations> {
+    fn invalidations(&self) -> Option<&Arc<dyn Invalidations>> {
         match (&self.backend, &self.local) {
             (
                 Backend::Bytes {
@@ -669,27 +669,18 @@ impl Cache {
                     ..
                 },
                 Some(_),
-            ) => Some(&**channel),
+            ) => Some(channel),
             _ => None,
         }
     }
 
-    /// Tells the other processes that `what` changed, blocking on the backend; a failure is
-    /// `operation`'s (the write itself is done, but other tiers keep their copies up to their
-    /// `ttl`).
-    fn publish(&self, operation: Operation, what: Invalidation) -> Result<(), Error> {
-        match self.invalidations() {
-            Some(channel) => self.op(operation, || channel.publish(&what.encode())),
-            None => Ok(()),
+    /// The outcome of a change that was to be announced on the channel: a failure may have
+    /// left the other processes untold (counted as `unannounced`).
+    fn announced(&self, outcome: Result<(), Error>) -> Result<(), Error> {
+        if outcome.is_err() {
+            self.counters.unannounced();
         }
-    }
-
-    /// [`Cache::publish`], awaiting the backend.
-    async fn publish_async(&self, operation: Operation, what: Invalidation) -> Result<(), Error> {
-        match self.invalidations() {
-            Some(channel) => self.op_async(operation, channel.publish_async(&what.encode())).await,
-            None => Ok(()),
-        }
+        outcome
     }
 
     /// The local tier's stamp of `digest`, taken before a write to the shared backend.
@@ -731,9 +722,9 @@ impl Cache {
                 let written = match self.invalidations() {
                     Some(channel) => {
                         let message = Invalidation::Keys(vec![storage_key.digest]).encode();
-                        self.op(Operation::Set, || {
+                        self.announced(self.op(Operation::Set, || {
                             channel.set_and_publish(&**blocking, &storage_key, &bytes, ttl, &message)
-                        })
+                        }))
                     }
                     None => self.op(Operation::Set, || blocking.set(&storage_key, &bytes, ttl)),
                 };
@@ -754,12 +745,12 @@ impl Cache {
                 let bytes = self.encode(&storage_key, value, expiry)?;
                 let stamp = self.write_stamp(&storage_key.digest);
                 let ttl = self.kept_for();
-                let unsettled = Unsettled::entry(self.local.as_deref(), key.local(), storage_key.digest);
+                let message = Invalidation::Keys(vec![storage_key.digest]).encode();
+                let unsettled = self.unsettled(Some((key.local(), storage_key.digest)), &message);
                 let written = match self.invalidations() {
                     Some(channel) => {
-                        let message = Invalidation::Keys(vec![storage_key.digest]).encode();
                         let both = channel.set_and_publish_async(&**nonblocking, &storage_key, &bytes, ttl, &message);
-                        self.op_async(Operation::Set, both).await
+                        self.announced(self.op_async(Operation::Set, both).await)
                     }
                     None => {
                         self.op_async(Operation::Set, nonblocking.set(&storage_key, &bytes, ttl))
@@ -790,10 +781,18 @@ impl Cache {
             }
             Backend::Bytes { blocking, .. } => {
                 let storage_key = self.storage_key(key);
-                let removed = self.op(Operation::Delete, || blocking.delete(&storage_key));
+                // Announced whatever the removal's outcome: one that failed may have run.
+                let removed = match self.invalidations() {
+                    Some(channel) => {
+                        let message = Invalidation::Keys(vec![storage_key.digest]).encode();
+                        self.announced(self.op(Operation::Delete, || {
+                            channel.delete_and_publish(&**blocking, &storage_key, &message)
+                        }))
+                    }
+                    None => self.op(Operation::Delete, || blocking.delete(&storage_key)),
+                };
                 self.removed_locally(key, &storage_key.digest);
-                removed?;
-                self.publish(Operation::Delete, Invalidation::Keys(vec![storage_key.digest]))
+                removed
             }
         }
     }
@@ -807,13 +806,18 @@ impl Cache {
             }
             Backend::Bytes { nonblocking, .. } => {
                 let storage_key = self.storage_key(key);
-                let unsettled = Unsettled::entry(self.local.as_deref(), key.local(), storage_key.digest);
-                let removed = self.op_async(Operation::Delete, nonblocking.delete(&storage_key)).await;
+                let message = Invalidation::Keys(vec![storage_key.digest]).encode();
+                let unsettled = self.unsettled(Some((key.local(), storage_key.digest)), &message);
+                let removed = match self.invalidations() {
+                    Some(channel) => {
+                        let both = channel.delete_and_publish_async(&**nonblocking, &storage_key, &message);
+                        self.announced(self.op_async(Operation::Delete, both).await)
+                    }
+                    None => self.op_async(Operation::Delete, nonblocking.delete(&storage_key)).await,
+                };
                 unsettled.settled();
                 self.removed_locally(key, &storage_key.digest);
-                removed?;
-                self.publish_async(Operation::Delete, Invalidation::Keys(vec![storage_key.digest]))
-                    .await
+                removed
             }
         }
     }
@@ -825,12 +829,20 @@ impl Cache {
                 Ok(())
             }
             Backend::Bytes { blocking, .. } => {
-                let cleared = self.op(Operation::Clear, || blocking.clear());
+                let cleared = match self.invalidations() {
+                    Some(channel) => {
+                        let message = Invalidation::Clear.encode();
+                        // Announced whatever the outcome: a clear that failed may have removed some.
+                        self.announced(self.op(Operation::Clear, || {
+                            announced(blocking.clear(), || channel.publish(&message))
+                        }))
+                    }
+                    None => self.op(Operation::Clear, || blocking.clear()),
+                };
                 if let Some(tier) = &self.local {
                     tier.clear();
                 }
-                cleared?;
-                self.publish(Operation::Clear, Invalidation::Clear)
+                cleared
             }
         }
     }
@@ -842,53 +854,79 @@ impl Cache {
                 Ok(())
             }
             Backend::Bytes { nonblocking, .. } => {
-                let unsettled = Unsettled::all(self.local.as_deref());
-                let cleared = self.op_async(Operation::Clear, nonblocking.clear()).await;
+                let message = Invalidation::Clear.encode();
+                let unsettled = self.unsettled(None, &message);
+                let cleared = match self.invalidations() {
+                    Some(channel) => {
+                        let both = async { announced_async(nonblocking.clear().await, channel.publish_async(&message)).await };
+                        self.announced(self.op_async(Operation::Clear, both).await)
+                    }
+                    None => self.op_async(Operation::Clear, nonblocking.clear()).await,
+                };
                 unsettled.settled();
                 if let Some(tier) = &self.local {
                     tier.clear();
                 }
-                cleared?;
-                self.publish_async(Operation::Clear, Invalidation::Clear).await
+                cleared
             }
         }
     }
 }
 
 /// An async write to the shared backend under way: if its future is dropped at an await (a
-/// timeout, a client gone), the write may still have reached the backend, and the other
-/// processes dropped their copies on its message, while this one never learns of it (it
-/// ignores its own messages): so the local copy (or, for a clear, every copy) is dropped then.
+/// timeout, a client gone), the write may still have reached the backend, while its
+/// announcement may not have been sent: so the local copy (or, for a clear, every copy) is
+/// dropped then, and the announcement is sent from a thread of its own (the other processes
+/// drop their copies; this one ignores its own messages).
 struct Unsettled<'a> {
     tier: Option<&'a LocalTier>,
     /// The entry's in-process key and digest; `None` = every entry.
     entry: Option<(&'a [u8], Key)>,
+    /// The channel and the message that announce the write, when the cache has a channel.
+    announce: Option<(Arc<dyn Invalidations>, &'a [u8])>,
+    counters: &'a Counters,
+    settled: bool,
 }
 
-impl<'a> Unsettled<'a> {
-    fn entry(tier: Option<&'a LocalTier>, key: &'a [u8], digest: Key) -> Self {
+impl Cache {
+    /// The guard of an async write of `entry` (`None` = every entry) announced by `message`.
+    fn unsettled<'a>(&'a self, entry: Option<(&'a [u8], Key)>, message: &'a [u8]) -> Unsettled<'a> {
         Unsettled {
-            tier,
-            entry: Some((key, digest)),
+            tier: self.local.as_deref(),
+            entry,
+            announce: self.invalidations().map(|channel| (Arc::clone(channel), message)),
+            counters: &self.counters,
+            settled: false,
         }
     }
+}
 
-    fn all(tier: Option<&'a LocalTier>) -> Self {
-        Unsettled { tier, entry: None }
-    }
-
+impl Unsettled<'_> {
     /// The write finished (well or not): what follows it deals with the tier.
     fn settled(mut self) {
-        self.tier = None;
+        self.settled = true;
     }
 }
 
 impl Drop for Unsettled<'_> {
     fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
         match (self.tier, self.entry) {
             (Some(tier), Some((key, digest))) => tier.removed(key, &digest),
             (Some(tier), None) => tier.clear(),
             (None, _) => {}
+        }
+        if let Some((channel, message)) = self.announce.take() {
+            self.counters.unannounced();
+            let message = message.to_vec();
+            let sent = std::thread::Builder::new()
+                .name("cachex-announce".into())
+                .spawn(move || channel.publish(&message));
+            if let Err(error) = sent {
+                tracing::warn!(%error, "cachex: a dropped write could not be announced to the other processes");
+            }
         }
     }
 }

@@ -144,8 +144,7 @@ pub trait Invalidations: Send + Sync + 'static {
         ttl: Option<Duration>,
         message: &[u8],
     ) -> Result<(), BoxError> {
-        storage.set(key, value, ttl)?;
-        self.publish(message)
+        announced(storage.set(key, value, ttl), || self.publish(message))
     }
 
     /// [`Invalidations::set_and_publish`], awaiting the backend.
@@ -158,9 +157,61 @@ pub trait Invalidations: Send + Sync + 'static {
         message: &'a [u8],
     ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            storage.set(key, value, ttl).await?;
-            self.publish_async(message).await
+            let set = storage.set(key, value, ttl).await;
+            announced_async(set, self.publish_async(message)).await
         })
+    }
+
+    /// Removes the entry under `key` from `storage`, then publishes `message`, blocking:
+    /// published even when the removal failed (it may have run on the server all the same).
+    /// Redis pipelines both on a standalone server.
+    fn delete_and_publish(&self, storage: &dyn Storage, key: &StorageKey<'_>, message: &[u8]) -> Result<(), BoxError> {
+        announced(storage.delete(key), || self.publish(message))
+    }
+
+    /// [`Invalidations::delete_and_publish`], awaiting the backend.
+    fn delete_and_publish_async<'a>(
+        &'a self,
+        storage: &'a dyn AsyncStorage,
+        key: &'a StorageKey<'a>,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let deleted = storage.delete(key).await;
+            announced_async(deleted, self.publish_async(message)).await
+        })
+    }
+}
+
+/// The outcome of a change to the store (`done`) and of its publication, which runs whatever
+/// `done` says (a change that failed, on a timeout say, may have been applied): an error says
+/// which of the two failed.
+pub(crate) fn announced(
+    done: Result<(), BoxError>,
+    publish: impl FnOnce() -> Result<(), BoxError>,
+) -> Result<(), BoxError> {
+    joined(done, publish())
+}
+
+/// [`announced`], awaiting the publication.
+pub(crate) async fn announced_async(
+    done: Result<(), BoxError>,
+    publish: impl std::future::Future<Output = Result<(), BoxError>>,
+) -> Result<(), BoxError> {
+    joined(done, publish.await)
+}
+
+fn joined(done: Result<(), BoxError>, published: Result<(), BoxError>) -> Result<(), BoxError> {
+    match (done, published) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(error), Ok(())) => Err(error),
+        (Ok(()), Err(error)) => Err(format!(
+            "the store was changed, but the other processes were not told (their local tiers keep their copies up to the local ttl): {error}"
+        )
+        .into()),
+        (Err(error), Err(unpublished)) => {
+            Err(format!("{error}; and the other processes were not told either: {unpublished}").into())
+        }
     }
 }
 

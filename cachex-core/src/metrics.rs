@@ -117,6 +117,7 @@ pub fn publish() {
         counter("cache_local_hits_total", None, stats.local_hits);
         counter("cache_local_bypasses_total", None, stats.local_bypasses);
         counter("cache_invalidations_total", None, stats.invalidations);
+        counter("cache_unannounced_total", None, stats.unannounced);
         ::metrics::gauge!("cache_local_bypassed", "cache" => name.clone(), "backend" => backend)
             .set(f64::from(u8::from(stats.local_bypassed)));
         for operation in Op::ALL {
@@ -156,6 +157,10 @@ fn describe() {
     describe_counter!(
         "cache_invalidations_total",
         "Invalidations from other processes applied to the local tier"
+    );
+    describe_counter!(
+        "cache_unannounced_total",
+        "Writes, removals and clears of a tiered cache that failed or were dropped, so other processes may not have been told"
     );
     ::metrics::describe_gauge!(
         "cache_local_bypassed",

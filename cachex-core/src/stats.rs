@@ -56,6 +56,10 @@ pub struct Stats {
     pub local_bypasses: u64,
     /// Invalidation messages from other processes applied to the local tier.
     pub invalidations: u64,
+    /// Writes, removals and clears of a tiered cache that failed or were dropped, so that
+    /// the other processes may not have been told (their tiers keep their copies up to the
+    /// local `ttl`). Each is also an error of its operation.
+    pub unannounced: u64,
 }
 
 /// A count per backend operation.
@@ -139,6 +143,7 @@ struct Stripe {
     refreshes_skipped: AtomicU64,
     loads: AtomicU64,
     load_failures: AtomicU64,
+    unannounced: AtomicU64,
     backend_errors: [AtomicU64; 4],
 }
 
@@ -273,6 +278,9 @@ impl Counters {
             self.add(|s| &s.load_failures);
         }
     }
+    pub(crate) fn unannounced(&self) {
+        self.add(|s| &s.unannounced);
+    }
     pub(crate) fn backend_error(&self, operation: Operation) {
         self.add(|s| &s.backend_errors[operation as usize]);
     }
@@ -310,6 +318,7 @@ impl Counters {
             local_bypassed: false,
             local_bypasses: 0,
             invalidations: 0,
+            unannounced: sum(|s| &s.unannounced),
         }
     }
 }
@@ -338,6 +347,7 @@ mod tests {
                     counters.load(true);
                     counters.load(false);
                     counters.backend_error(Operation::Delete);
+                    counters.unannounced();
                 });
             }
         });
@@ -363,6 +373,7 @@ mod tests {
                     delete: n,
                     ..Operations::default()
                 },
+                unannounced: n,
                 ..Stats::default()
             }
         );

@@ -571,19 +571,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cachex-unit-sweep-{}", std::process::id()));
         let store = FileStore::new(&dir, "s", None);
         let key = StorageKey::new("s", crate::Key([1; 32]));
-        store.set(&key, b"old", None).unwrap();
+        Storage::set(&store, &key, b"old", None).unwrap();
         let path = store.path(&key.text());
         let examined = fs::symlink_metadata(&path).unwrap();
         // Another process renames a fresh value into place after the sweep examined the old.
-        store.set(&key, b"fresh", None).unwrap();
+        Storage::set(&store, &key, b"fresh", None).unwrap();
         assert!(!store.remove_examined(&path, &examined), "not the file it examined");
-        assert_eq!(store.get(&key).unwrap().as_deref(), Some(&b"fresh"[..]), "the fresh write stays");
+        assert_eq!(Storage::get(&store, &key).unwrap().as_deref(), Some(&b"fresh"[..]), "the fresh write stays");
         let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "nothing left aside: {names:?}");
         // The file it examined is removed.
         let examined = fs::symlink_metadata(&path).unwrap();
         assert!(store.remove_examined(&path, &examined));
-        assert_eq!(store.get(&key).unwrap(), None);
+        assert_eq!(Storage::get(&store, &key).unwrap(), None);
         fs::remove_dir_all(&dir).ok();
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use redis::{Client, Cmd, Pipeline, Value};
 
 use super::{cluster_seeds, open_client, Connections, RedisOptions, RedisStore, Target};
-use crate::coherence::{InvalidationListener, Invalidations};
+use crate::coherence::{announced, announced_async, InvalidationListener, Invalidations};
 use crate::error::BoxError;
 use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
@@ -47,23 +47,15 @@ impl RedisInvalidations {
         cmd
     }
 
-    /// `SET` then `PUBLISH`, one pipeline: one round trip on a standalone server. `None` on a
+    /// `change` then `PUBLISH`, one pipeline: one round trip on a standalone server, and both
+    /// or neither are sent (a reply that comes too late leaves both applied). `None` on a
     /// cluster, whose key and channel live on different nodes.
-    fn set_and_publish_pipe(
-        &self,
-        key: &StorageKey<'_>,
-        value: &[u8],
-        ttl: Option<Duration>,
-        message: &[u8],
-    ) -> Option<Pipeline> {
+    fn and_publish_pipe(&self, change: Cmd, message: &[u8]) -> Option<Pipeline> {
         if matches!(self.conns.target, Target::Cluster(_)) {
             return None;
         }
         let mut pipe = redis::pipe();
-        pipe.add_command(RedisStore::set_cmd(&key.text(), value, ttl))
-            .ignore()
-            .add_command(self.publish_cmd(message))
-            .ignore();
+        pipe.add_command(change).ignore().add_command(self.publish_cmd(message)).ignore();
         Some(pipe)
     }
 
@@ -103,12 +95,9 @@ impl Invalidations for RedisInvalidations {
         ttl: Option<Duration>,
         message: &[u8],
     ) -> Result<(), BoxError> {
-        match self.set_and_publish_pipe(key, value, ttl, message) {
+        match self.and_publish_pipe(RedisStore::set_cmd(&key.text(), value, ttl), message) {
             Some(pipe) => self.conns.query_pipe(&pipe),
-            None => {
-                storage.set(key, value, ttl)?;
-                self.publish(message)
-            }
+            None => announced(storage.set(key, value, ttl), || self.publish(message)),
         }
     }
 
@@ -121,12 +110,30 @@ impl Invalidations for RedisInvalidations {
         message: &'a [u8],
     ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            match self.set_and_publish_pipe(key, value, ttl, message) {
+            match self.and_publish_pipe(RedisStore::set_cmd(&key.text(), value, ttl), message) {
                 Some(pipe) => self.conns.query_pipe_async(&pipe).await,
-                None => {
-                    storage.set(key, value, ttl).await?;
-                    self.publish_async(message).await
-                }
+                None => announced_async(storage.set(key, value, ttl).await, self.publish_async(message)).await,
+            }
+        })
+    }
+
+    fn delete_and_publish(&self, storage: &dyn Storage, key: &StorageKey<'_>, message: &[u8]) -> Result<(), BoxError> {
+        match self.and_publish_pipe(RedisStore::key_cmd("UNLINK", &key.text()), message) {
+            Some(pipe) => self.conns.query_pipe(&pipe),
+            None => announced(storage.delete(key), || self.publish(message)),
+        }
+    }
+
+    fn delete_and_publish_async<'a>(
+        &'a self,
+        storage: &'a dyn AsyncStorage,
+        key: &'a StorageKey<'a>,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            match self.and_publish_pipe(RedisStore::key_cmd("UNLINK", &key.text()), message) {
+                Some(pipe) => self.conns.query_pipe_async(&pipe).await,
+                None => announced_async(storage.delete(key).await, self.publish_async(message)).await,
             }
         })
     }

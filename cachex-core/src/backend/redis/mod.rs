@@ -443,6 +443,7 @@ impl RedisStore {
         for client in self.conns.scan_targets(slots)? {
             let mut conn = client.get_connection_with_timeout(self.conns.options.timeout)?;
             conn.set_read_timeout(Some(self.conns.options.timeout))?;
+            conn.set_write_timeout(Some(self.conns.options.timeout))?;
             let mut cursor = 0u64;
             loop {
                 let (next, keys): (u64, Vec<String>) = self.scan_cmd(cursor).query(&mut conn)?;
@@ -465,7 +466,11 @@ impl RedisStore {
             None
         };
         for client in self.conns.scan_targets(slots)? {
-            let mut conn = client.get_multiplexed_async_connection().await?;
+            // Each command bounded by the cache's timeout, as on the blocking side.
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.conns.options.timeout))
+                .set_response_timeout(Some(self.conns.options.timeout));
+            let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
             let mut cursor = 0u64;
             loop {
                 let (next, keys): (u64, Vec<String>) = self.scan_cmd(cursor).query_async(&mut conn).await?;
