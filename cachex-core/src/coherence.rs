@@ -23,11 +23,29 @@ pub enum Invalidation {
     Clear,
 }
 
+/// The message that asks nothing of the processes that receive it, published by a check.
+///
+/// ```
+/// use cachex_core::coherence::{probe, Invalidation};
+/// let mut from_another_process = probe();
+/// from_another_process[4] ^= 0xff;
+/// assert_eq!(Invalidation::decode(&from_another_process), None);
+/// ```
+pub fn probe() -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN);
+    out.extend_from_slice(TAG);
+    out.extend_from_slice(origin());
+    out.push(PROBE);
+    out
+}
+
 /// The first bytes of every message: a tag and the format's version.
 const TAG: &[u8; 4] = b"cxi1";
 const ORIGIN_LEN: usize = 16;
 const KEYS: u8 = b'k';
 const CLEAR: u8 = b'c';
+/// A message that asks nothing: what `init()` publishes to check it may.
+const PROBE: u8 = b'p';
 const HEADER_LEN: usize = TAG.len() + ORIGIN_LEN + 1;
 
 /// This process's identity in the messages it sends, so it ignores its own echoes: 16 random
@@ -71,7 +89,8 @@ impl Invalidation {
         out
     }
 
-    /// What a received message asks of this process: `None` for its own echo. A message that
+    /// What a received message asks of this process: `None` for its own echo (and for a
+    /// [`probe`]). A message that
     /// does not read (another version, or not from cachex) counts as [`Invalidation::Clear`]:
     /// dropping everything is always safe, keeping an entry it may have named is not.
     ///
@@ -90,6 +109,7 @@ impl Invalidation {
         }
         let body = &message[HEADER_LEN..];
         match message[HEADER_LEN - 1] {
+            PROBE => None,
             KEYS if body.len() % 32 == 0 && !body.is_empty() => Some(Invalidation::Keys(
                 body.chunks_exact(32)
                     .map(|chunk| Key(chunk.try_into().unwrap_or([0; 32])))
@@ -132,6 +152,13 @@ pub trait Invalidations: Send + Sync + 'static {
     /// Starts delivering this cache's messages to `listener` (on a thread of its own) for as
     /// long as the listener lives, and telling it when the channel is up and when it is lost.
     fn subscribe(&self, listener: Weak<dyn InvalidationListener>);
+
+    /// Checks, for `init()`, that this process may publish and subscribe on the channel: `Err`
+    /// says what to change when the server refuses either. A server that cannot be reached is
+    /// no problem here (calls follow `on_error`, and the tier stays bypassed until it is up).
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Writes `value` under `key` in `storage` (the cache's own store), then publishes
     /// `message`, blocking. By default one after the other; a channel on the same engine may

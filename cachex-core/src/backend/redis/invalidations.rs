@@ -73,7 +73,47 @@ impl RedisInvalidations {
     }
 }
 
+impl RedisInvalidations {
+    /// Why the server refuses this process the channel, if it does: a `PUBLISH` of a probe
+    /// (which other processes ignore), then a `SUBSCRIBE` on a connection of its own.
+    fn refusal(&self) -> Option<String> {
+        if let Err(error) = self.conns.query::<i64>(&self.publish_cmd(&crate::coherence::probe())) {
+            let error = error.to_string();
+            return refused(&error).then_some(format!("PUBLISH was refused: {error}"));
+        }
+        let target = self.subscribe_targets().ok()?.into_iter().next()?;
+        let mut conn = target.get_connection_with_timeout(self.conns.options.timeout).ok()?;
+        conn.set_read_timeout(Some(self.conns.options.timeout)).ok()?;
+        conn.set_write_timeout(Some(self.conns.options.timeout)).ok()?;
+        match subscribe(&mut conn, &self.channel) {
+            Err(error) if refused(&error) => Some(format!("SUBSCRIBE was refused: {error}")),
+            _ => None,
+        }
+    }
+
+    /// The ACL user this process connects as (`default` when the URL names none).
+    fn user(&self) -> String {
+        let target = self.subscribe_targets().ok().and_then(|targets| targets.into_iter().next());
+        target
+            .and_then(|client| client.get_connection_info().redis_settings().username().map(str::to_owned))
+            .unwrap_or_else(|| "default".to_owned())
+    }
+}
+
 impl Invalidations for RedisInvalidations {
+    fn check(&self) -> Result<(), String> {
+        match self.refusal() {
+            None => Ok(()),
+            Some(reason) => Err(format!(
+                "the local tier's invalidations need the channel `{channel}`, which the redis user `{user}` may not use \
+                 ({reason}); add it to the user's ACL rules (ACL SETUSER {user} &{channel}; Debian's redis 7 gives new \
+                 users no channels: acl-pubsub-default resetchannels), or leave `local` out",
+                channel = self.channel,
+                user = self.user(),
+            )),
+        }
+    }
+
     fn publish(&self, message: &[u8]) -> Result<(), BoxError> {
         self.conns.query::<i64>(&self.publish_cmd(message)).map(drop)
     }
@@ -176,6 +216,32 @@ enum Ended {
     ListenerGone,
     /// The connection failed or went silent.
     Lost(String),
+    /// The server refused the subscription (the reason).
+    Refused(String),
+}
+
+/// Sends `SUBSCRIBE channel` on `conn` and reads the reply: `Err` with the reason when it is
+/// not the server's confirmation of that subscription.
+fn subscribe(conn: &mut redis::Connection, channel: &str) -> Result<(), String> {
+    let command = redis::cmd("SUBSCRIBE").arg(channel).get_packed_command();
+    conn.send_packed_command(&command).map_err(|e| e.to_string())?;
+    let reply = conn
+        .recv_response()
+        .and_then(Value::extract_error)
+        .map_err(|e| e.to_string())?;
+    match &reply {
+        Value::Array(items) | Value::Push { data: items, .. }
+            if matches!(items.first(), Some(Value::BulkString(kind)) if kind.eq_ignore_ascii_case(b"subscribe")) =>
+        {
+            Ok(())
+        }
+        other => Err(format!("unexpected reply to SUBSCRIBE: {other:?}")),
+    }
+}
+
+/// Whether a server's error is an ACL refusal (`-NOPERM`, which redis-rs shows as `NoPerm`).
+fn refused(error: &str) -> bool {
+    error.contains("NoPerm") || error.contains("NOPERM")
 }
 
 impl Subscriber {
@@ -188,6 +254,7 @@ impl Subscriber {
     fn run(self, listener: &Weak<dyn InvalidationListener>) {
         let mut retry = FIRST_RETRY;
         let mut next = 0;
+        let mut warned = false;
         loop {
             if listener.strong_count() == 0 {
                 return;
@@ -200,6 +267,13 @@ impl Subscriber {
                 Ok(Ended::ListenerGone) => return,
                 Ok(Ended::Lost(reason)) => {
                     retry = FIRST_RETRY;
+                    reason
+                }
+                Ok(Ended::Refused(reason)) => {
+                    if !warned {
+                        warned = true;
+                        tracing::warn!(channel = %self.channel, %reason, "cachex local tier stays bypassed: the server refused its subscription (an ACL user needs `&{}`); trying again", self.channel);
+                    }
                     reason
                 }
                 Err(error) => error.to_string(),
@@ -228,9 +302,13 @@ impl Subscriber {
             .arg("SETNAME")
             .arg(&self.channel)
             .query::<()>(&mut conn);
+        // SUBSCRIBE by hand: redis-rs's `PubSub::subscribe` takes a refusal (`-NOPERM`, an
+        // ACL user without the channel) for a subscription. The tier serves only once the
+        // server's reply confirms it.
+        if let Err(refused) = subscribe(&mut conn, &self.channel) {
+            return Ok(Ended::Refused(refused));
+        }
         let mut pubsub = conn.as_pubsub();
-        pubsub.set_read_timeout(Some(self.options.timeout))?;
-        pubsub.subscribe(&self.channel)?;
         pubsub.set_read_timeout(Some(heartbeat))?;
         match listener.upgrade() {
             Some(listener) => listener.connected(),
