@@ -202,7 +202,9 @@ fn an_expired_read_removes_nothing_and_a_fresh_write_in_its_place_is_read() {
     let dir = scratch();
     let store = FileStore::new(&dir, "s", None);
     let k = key("s", 4);
-    store.set(&k, &envelope("old", Some(Duration::from_millis(1))), None).unwrap();
+    store
+        .set(&k, &envelope("old", Some(Duration::from_millis(1))), None)
+        .unwrap();
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(store.get(&k).unwrap(), None, "expired: a miss");
     // The read unlinked nothing: had another process renamed a fresh value into place
@@ -239,7 +241,11 @@ fn expired_files_are_swept_by_later_writes_without_max_bytes() {
     for k in &keys[600..] {
         assert_eq!(store.get(k).unwrap().as_deref(), Some(&lasting[..]));
     }
-    assert_eq!(store.sweep_after(), 1024, "the next sweep after the files it found, at least 1024 writes");
+    assert_eq!(
+        store.sweep_after(),
+        1024,
+        "the next sweep after the files it found, at least 1024 writes"
+    );
 }
 
 #[test]
@@ -264,7 +270,11 @@ fn over_max_bytes_the_oldest_go_down_to_90_percent() {
     // Down to 90 % of max_bytes, so the next writes do not each scan the directory again.
     assert_eq!(entry_files(&dir), 90);
     assert_eq!(store.get(&key("s", 0)).unwrap(), None, "the oldest went");
-    assert_eq!(store.get(&key("s", 10)).unwrap(), None, "11 files went: 101 000 bytes down to 90 000");
+    assert_eq!(
+        store.get(&key("s", 10)).unwrap(),
+        None,
+        "11 files went: 101 000 bytes down to 90 000"
+    );
     assert!(store.get(&key("s", 11)).unwrap().is_some(), "the newer stayed");
     assert!(store.get(&key("s", 200)).unwrap().is_some(), "the write stayed");
 }

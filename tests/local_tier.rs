@@ -438,9 +438,17 @@ fn a_removal_that_times_out_still_reaches_the_other_process() {
             here.remove("k")
         };
         assert!(removed.is_err(), "the reply came after the timeout: {removed:?}");
-        assert_eq!(here.stats().unannounced, unannounced + 1, "counted as maybe unannounced");
+        assert_eq!(
+            here.stats().unannounced,
+            unannounced + 1,
+            "counted as maybe unannounced"
+        );
         peer.until("get k", "none");
-        assert_eq!(peer.stats().2, 0, "the peer's channel was never lost: its copy went by the message");
+        assert_eq!(
+            peer.stats().2,
+            0,
+            "the peer's channel was never lost: its copy went by the message"
+        );
     }
     servers().proxy.delay_replies(Duration::ZERO);
 }

@@ -143,6 +143,11 @@ fn each_counter_and_histogram_counts_exactly_what_happened() {
         0
     );
     assert!(cachex::cache("m_tiered").unwrap().stats().local_bypassed);
+    assert_eq!(
+        counter(&snapshot, "cache_unannounced_total", &[("cache", "m_tiered")]),
+        cachex::cache("m_tiered").unwrap().stats().unannounced,
+        "the metric and stats() agree"
+    );
     // stats() reads the same numbers.
     let stats = cachex::cache("m_memory").unwrap().stats();
     assert_eq!((stats.hits, stats.misses, stats.stores, stats.evictions), (1, 4, 3, 1));

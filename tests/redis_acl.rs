@@ -29,9 +29,17 @@ fn channel_refusals(server: &RedisServer) -> i64 {
     let log: Vec<HashMap<String, redis::Value>> = redis::cmd("ACL").arg("LOG").query(&mut server.client()).unwrap();
     log.iter()
         .filter(|entry| {
-            entry.get("reason").and_then(|r| redis::from_redis_value_ref::<String>(r).ok()).as_deref() == Some("channel")
+            entry
+                .get("reason")
+                .and_then(|r| redis::from_redis_value_ref::<String>(r).ok())
+                .as_deref()
+                == Some("channel")
         })
-        .filter_map(|entry| entry.get("count").and_then(|c| redis::from_redis_value_ref::<i64>(c).ok()))
+        .filter_map(|entry| {
+            entry
+                .get("count")
+                .and_then(|c| redis::from_redis_value_ref::<i64>(c).ok())
+        })
         .sum()
 }
 
@@ -45,7 +53,10 @@ fn tiered(server: &RedisServer, user: &str) -> CacheConfig {
 fn a_user_without_the_channel_is_refused_at_init_and_a_refused_subscription_never_serves() {
     let server = RedisServer::start();
     // What Debian's redis 7 gives a new user (acl-pubsub-default resetchannels), said outright.
-    acl(&server, &["nochannel", "on", ">secret-pw", "~*", "+@all", "resetchannels"]);
+    acl(
+        &server,
+        &["nochannel", "on", ">secret-pw", "~*", "+@all", "resetchannels"],
+    );
     let error = cachex::init_with(Config::new().cache("acl_tier", tiered(&server, "nochannel")))
         .expect_err("a tier whose channel the user may not use");
     let text = error.to_string();
@@ -60,7 +71,17 @@ fn a_user_without_the_channel_is_refused_at_init_and_a_refused_subscription_neve
     assert!(!text.contains("secret-pw"), "{text}");
 
     // A user with the channel: init passes and the tier serves.
-    acl(&server, &["app", "on", ">secret-pw", "~*", "+@all", "&cachex:acl_tier:invalidations"]);
+    acl(
+        &server,
+        &[
+            "app",
+            "on",
+            ">secret-pw",
+            "~*",
+            "+@all",
+            "&cachex:acl_tier:invalidations",
+        ],
+    );
     cachex::init_with(Config::new().cache("acl_tier", tiered(&server, "app"))).unwrap();
     let handle = cachex::cache("acl_tier").unwrap();
     wait_until("the tier serving", PATIENCE, || !handle.stats().local_bypassed);
@@ -73,14 +94,26 @@ fn a_user_without_the_channel_is_refused_at_init_and_a_refused_subscription_neve
     // (Redis disconnects the user's subscribers itself when it loses the channel.)
     let refusals = channel_refusals(&server);
     acl(&server, &["app", "resetchannels"]);
-    wait_until("a refused subscription", PATIENCE, || channel_refusals(&server) > refusals);
-    assert!(handle.stats().local_bypassed, "a tier whose subscription was refused serves");
+    wait_until("a refused subscription", PATIENCE, || {
+        channel_refusals(&server) > refusals
+    });
+    assert!(
+        handle.stats().local_bypassed,
+        "a tier whose subscription was refused serves"
+    );
     redis::cmd("SET")
-        .arg(format!("cachex:acl_tier:{}", cachex::Key::direct("acl_tier", "k").unwrap().to_hex()))
+        .arg(format!(
+            "cachex:acl_tier:{}",
+            cachex::Key::direct("acl_tier", "k").unwrap().to_hex()
+        ))
         .arg(cachex::envelope::encode(&2u32, None).unwrap())
         .query::<()>(&mut server.client())
         .unwrap();
-    assert_eq!(handle.get::<_, u32>("k").unwrap(), Some(2), "read from Redis, not the tier");
+    assert_eq!(
+        handle.get::<_, u32>("k").unwrap(),
+        Some(2),
+        "read from Redis, not the tier"
+    );
     assert_eq!(handle.stats().local_hits, 1);
 
     // The channel given back: the tier serves again.

@@ -858,7 +858,8 @@ impl Cache {
                 let unsettled = self.unsettled(None, &message);
                 let cleared = match self.invalidations() {
                     Some(channel) => {
-                        let both = async { announced_async(nonblocking.clear().await, channel.publish_async(&message)).await };
+                        let both =
+                            async { announced_async(nonblocking.clear().await, channel.publish_async(&message)).await };
                         self.announced(self.op_async(Operation::Clear, both).await)
                     }
                     None => self.op_async(Operation::Clear, nonblocking.clear()).await,

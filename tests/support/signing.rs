@@ -121,10 +121,18 @@ pub fn drill(signed: &str, rotated: &str, raw: &dyn RawStore) {
         assert_eq!(raw.get(&at).as_deref(), Some(&old[..]), "the read wrote nothing back");
         // Removed by another process after the read: nothing brings it back.
         raw.remove(&at);
-        assert_eq!(rotated_handle.get::<_, Session>(key).unwrap(), None, "a removed value came back");
+        assert_eq!(
+            rotated_handle.get::<_, Session>(key).unwrap(),
+            None,
+            "a removed value came back"
+        );
         rotated_handle.set(key, &session(false)).unwrap();
         let again = raw.get(&at).expect("stored");
-        assert_eq!(keys(KEY, &[]).verify(&at, &again), Ok(Verified::Current), "written with the current key");
+        assert_eq!(
+            keys(KEY, &[]).verify(&at, &again),
+            Ok(Verified::Current),
+            "written with the current key"
+        );
     }
 
     // The keys appear in no output.

@@ -152,7 +152,10 @@ fn identity(metadata: &fs::Metadata) -> (u64, u64) {
     }
     #[cfg(not(unix))]
     {
-        let modified = metadata.modified().ok().and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok());
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok());
         (metadata.len(), modified.map_or(0, |m| m.as_nanos() as u64))
     }
 }
@@ -577,7 +580,11 @@ mod tests {
         // Another process renames a fresh value into place after the sweep examined the old.
         Storage::set(&store, &key, b"fresh", None).unwrap();
         assert!(!store.remove_examined(&path, &examined), "not the file it examined");
-        assert_eq!(Storage::get(&store, &key).unwrap().as_deref(), Some(&b"fresh"[..]), "the fresh write stays");
+        assert_eq!(
+            Storage::get(&store, &key).unwrap().as_deref(),
+            Some(&b"fresh"[..]),
+            "the fresh write stays"
+        );
         let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "nothing left aside: {names:?}");
         // The file it examined is removed.

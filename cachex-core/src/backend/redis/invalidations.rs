@@ -55,7 +55,10 @@ impl RedisInvalidations {
             return None;
         }
         let mut pipe = redis::pipe();
-        pipe.add_command(change).ignore().add_command(self.publish_cmd(message)).ignore();
+        pipe.add_command(change)
+            .ignore()
+            .add_command(self.publish_cmd(message))
+            .ignore();
         Some(pipe)
     }
 
@@ -93,9 +96,18 @@ impl RedisInvalidations {
 
     /// The ACL user this process connects as (`default` when the URL names none).
     fn user(&self) -> String {
-        let target = self.subscribe_targets().ok().and_then(|targets| targets.into_iter().next());
+        let target = self
+            .subscribe_targets()
+            .ok()
+            .and_then(|targets| targets.into_iter().next());
         target
-            .and_then(|client| client.get_connection_info().redis_settings().username().map(str::to_owned))
+            .and_then(|client| {
+                client
+                    .get_connection_info()
+                    .redis_settings()
+                    .username()
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| "default".to_owned())
     }
 }
@@ -230,9 +242,7 @@ fn subscribe(conn: &mut redis::Connection, channel: &str) -> Result<(), String> 
         .and_then(Value::extract_error)
         .map_err(|e| e.to_string())?;
     match &reply {
-        Value::Array(items) | Value::Push { data: items, .. }
-            if matches!(items.first(), Some(Value::BulkString(kind)) if kind.eq_ignore_ascii_case(b"subscribe")) =>
-        {
+        Value::Array(items) | Value::Push { data: items, .. } if matches!(items.first(), Some(Value::BulkString(kind)) if kind.eq_ignore_ascii_case(b"subscribe")) => {
             Ok(())
         }
         other => Err(format!("unexpected reply to SUBSCRIBE: {other:?}")),
