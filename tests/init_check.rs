@@ -84,7 +84,7 @@ fn init_reports_every_bad_binding_at_once_then_calls_still_run() {
     assert!(
         message.contains(
             "web::Path<T>, web::Query<T>, web::Json<T>, web::Form<T> and web::ReqData<T> are keyed by their T"
-        ) && message.contains("web::Data<T> and HttpRequest are left out of the key"),
+        ) && message.contains("web::Data<T> is left out of the key"),
         "{message}"
     );
     // A configured encoder the type cannot use, with the encodings it supports.

@@ -186,6 +186,33 @@ pub mod __private {
         })
     }
 
+    /// The marker with which the plugin implements `cachex_core::registry::Extractor` for
+    /// actix-web's extractors that carry request data: a `#[cached]` argument of one of these
+    /// types is keyed by its `T`.
+    pub enum Actix {}
+
+    macro_rules! extractors {
+        ($($ty:ident),*) => {$(
+            impl<T> cachex_core::registry::Extractor<Actix> for web::$ty<T> {
+                type Data = T;
+                #[inline(always)]
+                fn data(&self) -> &T {
+                    self
+                }
+            }
+        )*};
+    }
+
+    extractors!(Path, Query, Json, Form);
+
+    impl<T: Clone + 'static> cachex_core::registry::Extractor<Actix> for web::ReqData<T> {
+        type Data = T;
+        #[inline(always)]
+        fn data(&self) -> &T {
+            self
+        }
+    }
+
     /// What a zero-argument singleton returns: `Arc<T>`, or `Result<Arc<T>, E>`.
     pub trait Built {
         /// `Ok` once built, the `Debug` text of the error otherwise.

@@ -3,6 +3,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::BTreeSet;
+use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
 use crate::cache::{Cache, OnError};
@@ -15,15 +16,115 @@ use crate::runtime::{self, Runtime};
 pub struct ArgInfo {
     /// The argument's name.
     pub name: &'static str,
-    /// The type as written in the source, without its outer reference (`Url`, `str`).
-    pub written: &'static str,
+    /// The type keyed, as written in the source, without its outer reference (`Url`, `str`):
+    /// for an actix-web extractor, the data it carries (`web::Path<u32>` is keyed as `u32`).
+    pub written: fn() -> &'static str,
     /// `std::any::type_name` of that type.
     pub type_name: fn() -> &'static str,
     /// The encodings the type supports.
     pub caps: fn() -> ArgCaps,
-    /// Request state by its written name (`Data<T>`, `HttpRequest`): left out of the key when
-    /// it is actix-web's, unless an encoder entry names its type.
+    /// Request state by its written name (`Data<T>`): left out of the key when it is
+    /// actix-web's, unless an encoder entry names its type.
     pub state: bool,
+}
+
+/// An extractor that carries request data, keyed as that data: actix-web's `web::Path<T>`,
+/// `web::Query<T>`, `web::Json<T>`, `web::Form<T>` and `web::ReqData<T>` are keyed by their
+/// `T`. The actix plugin implements it for them, with a marker type `M` of its own (so that it
+/// may implement this trait for actix-web's types); any other type, even one of these names,
+/// is keyed whole. Which applies is found at compile time ([`ExtractProbe`]).
+pub trait Extractor<M> {
+    /// The data carried, what the argument is keyed by.
+    type Data: ?Sized;
+    /// The data.
+    fn data(&self) -> &Self::Data;
+}
+
+/// Finds out whether an argument of type `W`, spelled like an extractor of `T`, is one
+/// ([`Extractor`]): `(&ExtractProbe::<W, T>::NEW).extracted()` is the way from `&W` to `&T`
+/// when it is, `None` when `W` is to be keyed whole (autoref specialization, resolved where `W`
+/// is concrete).
+pub struct ExtractProbe<W: ?Sized, T: ?Sized>(PhantomData<fn(&W, &T)>);
+
+impl<W: ?Sized, T: ?Sized> ExtractProbe<W, T> {
+    /// The only value of the probe.
+    pub const NEW: Self = ExtractProbe(PhantomData);
+}
+
+/// `W` is an [`Extractor`] of `T`.
+pub trait ExtractorYes<M, W: ?Sized, T: ?Sized> {
+    /// The way from the extractor to its data.
+    fn extracted(&self) -> Option<fn(&W) -> &T>;
+}
+
+impl<M, W: ?Sized + Extractor<M, Data = T>, T: ?Sized> ExtractorYes<M, W, T> for ExtractProbe<W, T> {
+    #[inline(always)]
+    fn extracted(&self) -> Option<fn(&W) -> &T> {
+        Some(<W as Extractor<M>>::data)
+    }
+}
+
+/// `W` is not an extractor: it is keyed whole.
+pub trait ExtractorNo<W: ?Sized, T: ?Sized> {
+    /// None.
+    fn extracted(&self) -> Option<fn(&W) -> &T>;
+}
+
+impl<W: ?Sized, T: ?Sized> ExtractorNo<W, T> for &ExtractProbe<W, T> {
+    #[inline(always)]
+    fn extracted(&self) -> Option<fn(&W) -> &T> {
+        None
+    }
+}
+
+/// The way from an argument of type `$whole` to the `$data` it carries when it is an
+/// [`Extractor`], else `None`: used by the code `#[cached]` emits.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __extracted {
+    ($whole:ty, $data:ty) => {{
+        #[allow(unused_imports)]
+        use $crate::registry::{ExtractorNo as _, ExtractorYes as _};
+        (&$crate::registry::ExtractProbe::<$whole, $data>::NEW).extracted()
+    }};
+}
+
+/// The [`ArgInfo`] of an argument `$name: $whole` spelled like an extractor of `$data`: that
+/// of `$data` when it is an [`Extractor`], else its own. Used by the code `#[cached]` emits.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __extracted_arg_info {
+    ($name:expr, $whole:ty => $whole_text:expr, $data:ty => $data_text:expr) => {
+        $crate::registry::ArgInfo {
+            name: $name,
+            written: || match $crate::__extracted!($whole, $data) {
+                ::std::option::Option::Some(_) => $data_text,
+                ::std::option::Option::None => $whole_text,
+            },
+            type_name: || match $crate::__extracted!($whole, $data) {
+                ::std::option::Option::Some(_) => ::std::any::type_name::<$data>(),
+                ::std::option::Option::None => ::std::any::type_name::<$whole>(),
+            },
+            caps: || match $crate::__extracted!($whole, $data) {
+                ::std::option::Option::Some(_) => $crate::__arg_caps!($data),
+                ::std::option::Option::None => $crate::__arg_caps!($whole),
+            },
+            state: false,
+        }
+    };
+}
+
+/// Encodes an argument `$value: &$whole` spelled like an extractor of `$data`: as its data when
+/// it is an [`Extractor`], else whole. Used by the code `#[cached]` emits.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __encode_extracted {
+    ($builder:expr, $encoding:expr, $value:expr, $whole:ty, $data:ty) => {
+        match $crate::__extracted!($whole, $data) {
+            ::std::option::Option::Some(data) => $crate::__encode_arg!($builder, $encoding, data($value), $data),
+            ::std::option::Option::None => $crate::__encode_arg!($builder, $encoding, $value, $whole),
+        }
+    };
 }
 
 /// What `#[cached]` records about one function.
@@ -165,15 +266,16 @@ fn accepted_encoders() -> String {
 /// Checks one argument's configured (or default) encoder against its type.
 fn arg_encoding(info: &BindingInfo, arg: &ArgInfo, cache: &Cache) -> Result<ArgEncoding, Problem> {
     let type_name = (arg.type_name)();
+    let written = (arg.written)();
     let caps = (arg.caps)();
     let configured_encoders = &cache.settings.encoders;
     let configured = configured_encoders
         .get(type_name)
         .map(|name| (name, type_name))
-        .or_else(|| configured_encoders.get(arg.written).map(|name| (name, arg.written)));
+        .or_else(|| configured_encoders.get(written).map(|name| (name, written)));
     let subject = format!(
-        "argument `{}: {}` of `{}` ({})",
-        arg.name, arg.written, info.function, info.location
+        "argument `{}: {written}` of `{}` ({})",
+        arg.name, info.function, info.location
     );
     let supported = {
         let mut s = Vec::new();
@@ -203,7 +305,7 @@ fn arg_encoding(info: &BindingInfo, arg: &ArgInfo, cache: &Cache) -> Result<ArgE
                      [caches.{}.encoders] \"{type_name}\" = one of {supported} (or a #[cachex::encoder] for it), \
                      or leave the argument out of the key with a leading `_` or #[cached(skip = \"{}\")] \
                      (actix extractors need none of these: web::Path<T>, web::Query<T>, web::Json<T>, web::Form<T> and web::ReqData<T> \
-                     are keyed by their T, and web::Data<T> and HttpRequest are left out of the key)",
+                     are keyed by their T, and web::Data<T> is left out of the key)",
                     cache.settings.name, arg.name
                 ),
             ))
@@ -333,7 +435,7 @@ fn warn_unused_encoders(runtime: &Runtime) {
     for binding in bindings() {
         for arg in binding.info.args {
             used.insert((binding.info.cache, (arg.type_name)()));
-            used.insert((binding.info.cache, arg.written));
+            used.insert((binding.info.cache, (arg.written)()));
         }
     }
     for cache in runtime.caches() {

@@ -12,7 +12,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItemFn, LitInt, LitStr, Pat, ReturnType, Type};
 
-use crate::util::{extracted, has_impl_trait, is_owned, is_request_state, strip_ref, written, Errors};
+use crate::util::{extracted, has_impl_trait, is_http_request, is_owned, is_request_state, strip_ref, written, Errors};
 
 struct Options {
     name: Option<LitStr>,
@@ -127,6 +127,19 @@ fn parse_args(function: &mut ImplItemFn, options: &Options, errors: &mut Errors)
                 }
                 let name = ident.to_string();
                 let kept = !(skip_attr || name.starts_with('_') || options.skip.iter().any(|(s, _)| *s == name));
+                let (unref, _) = strip_ref(&arg.ty);
+                if kept && is_http_request(unref) {
+                    errors.push(syn::Error::new(
+                        unref.span(),
+                        format!(
+                            "an `HttpRequest` cannot be part of the key, and leaving it out silently would serve a result \
+                             read from its headers, cookies or peer address to every caller: leave it out explicitly \
+                             (`_{name}: HttpRequest` or `#[skip] {name}: HttpRequest`) when the result does not depend on it, \
+                             or take the piece that matters as a keyed argument (a `#[cachex::actix::dependency]` that \
+                             extracts it from the request)"
+                        ),
+                    ));
+                }
                 args.push(Arg {
                     ident,
                     ty: (*arg.ty).clone(),
@@ -220,7 +233,14 @@ fn generate(
     args: &[Arg],
     ret: &Type,
 ) -> TokenStream {
-    let kind = output_kind(ret, options.cache_none);
+    // The kind (what of the return value is cached) is decided by the type, which the macro
+    // cannot see through an alias: a value the compiler picks, passed on (see cachex-core's
+    // `output`).
+    let kind = if options.cache_none {
+        quote_spanned!(ret.span()=> ::cachex::__private::output_kind!(#ret, cache_none))
+    } else {
+        quote_spanned!(ret.span()=> ::cachex::__private::output_kind!(#ret))
+    };
     let fn_name = function.sig.ident.clone();
     let fn_text = fn_name.to_string();
     let prepare_name = format_ident!("__cachex_prepare_{}", fn_name);
@@ -241,29 +261,36 @@ fn generate(
         None => quote!(::std::concat!(::std::module_path!(), "::", #fn_text)),
     };
     let kept: Vec<&Arg> = args.iter().filter(|a| a.kept).collect();
-    // What each kept argument is keyed as: its type without an outer reference, or the data an
-    // extractor carries (`web::Path<T>` is keyed as `T`, reached through `Deref`).
-    let keyed: Vec<(&Type, bool)> = kept
+    // Each kept argument's type without an outer reference, whether it had one, and, when it is
+    // spelled like an actix-web extractor (`Path<T>`, `Query<T>`, ...), the `T` it would be keyed
+    // by: the type decides, at compile time, whether it is one (only actix-web's are, the others
+    // are keyed whole).
+    let keyed: Vec<(&Type, bool, Option<&Type>)> = kept
         .iter()
         .map(|a| {
             let (inner, by_ref) = strip_ref(&a.ty);
-            match extracted(inner) {
-                Some(data) => (data, false),
-                None => (inner, by_ref),
-            }
+            (inner, by_ref, extracted(inner))
         })
         .collect();
-    let arg_infos = kept.iter().zip(&keyed).map(|(a, (inner, _))| {
+    let arg_infos = kept.iter().zip(&keyed).map(|(a, (inner, _, data))| {
         let name = a.ident.to_string();
         let text = written(*inner);
-        let state = is_request_state(strip_ref(&a.ty).0);
-        quote! {
-            ::cachex::__private::ArgInfo {
-                name: #name,
-                written: #text,
-                type_name: ::std::any::type_name::<#inner>,
-                caps: || ::cachex::__private::arg_caps!(#inner),
-                state: #state,
+        match data {
+            Some(data) => {
+                let data_text = written(*data);
+                quote!(::cachex::__private::extracted_arg_info!(#name, #inner => #text, #data => #data_text))
+            }
+            None => {
+                let state = is_request_state(inner);
+                quote! {
+                    ::cachex::__private::ArgInfo {
+                        name: #name,
+                        written: || #text,
+                        type_name: ::std::any::type_name::<#inner>,
+                        caps: || ::cachex::__private::arg_caps!(#inner),
+                        state: #state,
+                    }
+                }
             }
         }
     });
@@ -271,17 +298,21 @@ fn generate(
         .then(|| "self".to_owned())
         .into_iter()
         .chain(args.iter().filter(|a| !a.kept).map(|a| a.ident.to_string()));
-    let params = kept.iter().zip(&keyed).map(|(a, (inner, _))| {
+    let params = kept.iter().zip(&keyed).map(|(a, (inner, ..))| {
         let ident = &a.ident;
         quote!(#ident: &#inner)
     });
-    let encode = kept.iter().zip(&keyed).enumerate().map(|(i, (a, (inner, _)))| {
+    let encode = kept.iter().zip(&keyed).enumerate().map(|(i, (a, (inner, _, data)))| {
         let ident = &a.ident;
+        let encode = match data {
+            Some(data) => quote! {
+                ::cachex::__private::encode_extracted!(__cachex_key, *__cachex_encoding, #ident, #inner, #data)
+            },
+            None => quote!(::cachex::__private::encode_arg!(__cachex_key, *__cachex_encoding, #ident, #inner)),
+        };
         quote! {
             match __cachex_encodings.get(#i) {
-                ::std::option::Option::Some(__cachex_encoding) => {
-                    ::cachex::__private::encode_arg!(__cachex_key, *__cachex_encoding, #ident, #inner)
-                }
+                ::std::option::Option::Some(__cachex_encoding) => #encode,
                 ::std::option::Option::None => __cachex_key.invalidate(),
             }
         }
@@ -289,16 +320,9 @@ fn generate(
     let values: Vec<TokenStream> = kept
         .iter()
         .zip(&keyed)
-        .map(|(a, (_, by_ref))| {
+        .map(|(a, (_, by_ref, _))| {
             let ident = &a.ident;
-            let (inner, reference) = strip_ref(&a.ty);
-            if extracted(inner).is_some() {
-                if reference {
-                    quote!(&**#ident)
-                } else {
-                    quote!(&*#ident)
-                }
-            } else if *by_ref {
+            if *by_ref {
                 quote!(#ident)
             } else {
                 quote!(&#ident)
@@ -391,13 +415,13 @@ fn generate(
         } else {
             quote_spanned!(ret.span()=> detach)
         };
-        let kind = respan(kind.clone(), ret.span());
         // Spanned like `run`: a return type that cannot be cached is reported once, there.
         quote_spanned! {ret.span()=>
             |__cachex_args, __cachex_body| {
                 #[allow(unused_imports)]
                 use ::cachex::__private::{DetachNo as _, DetachYes as _};
-                (&::cachex::__private::Detach::of(&__cachex_args)).#method::<#kind, _, _>(__cachex_args, __cachex_body)
+                (&::cachex::__private::Detach::of(&__cachex_args))
+                    .#method::<::cachex::__private::Chosen, _, _>(__cachex_args, __cachex_body)
             }
         }
     } else {
@@ -413,35 +437,31 @@ fn generate(
     let body = &function.block;
     let run = if is_async {
         quote_spanned! {ret.span()=>
-            ::cachex::__private::run_async::<#kind, _, _, _, _, _>(
+            ::cachex::__private::run_async::<::cachex::__private::Chosen, _, _, _, _, _>(
                 __cachex_prepared,
-                ::cachex::__private::fail!(#ret),
+                ::cachex::__private::fail_returned!(#ret, __cachex_kind),
                 (#(#names,)*),
-                move |(#(#patterns,)*)| async move #body,
+                move |(#(#patterns,)*)| ::cachex::__private::returned_async(__cachex_kind, async move #body),
                 #detach,
-            ).await
+            ).await.into_inner()
         }
     } else {
         quote_spanned! {ret.span()=>
-            ::cachex::__private::run::<#kind, #ret, _, _, _>(
+            ::cachex::__private::run::<::cachex::__private::Chosen, _, _, _, _>(
                 __cachex_prepared,
-                ::cachex::__private::fail!(#ret),
+                ::cachex::__private::fail_returned!(#ret, __cachex_kind),
                 (#(#names,)*),
-                move |(#(#patterns,)*)| -> #ret #body,
+                move |(#(#patterns,)*)| __cachex_kind.call(move || -> #ret #body),
                 #detach,
-            )
+            ).into_inner()
         }
     };
-    // rustc reports a failing bound of `run_async` (whose return type is inferred) at the
-    // first token of the return type: the check of an `async` function points there too, so
-    // the two are one error.
-    let checked = if is_async {
-        respan(quote!(#ret), ret.span())
-    } else {
-        quote!(#ret)
-    };
-    let check = quote_spanned!(ret.span()=> ::cachex::__private::cacheable::<#kind, #checked>(););
+    // rustc reports a failing bound of `run`/`run_async` (whose return type is inferred) at the
+    // first token of the return type: the check points there too, so the two are one error.
+    let checked = respan(quote!(#ret), ret.span());
+    let check = quote_spanned!(ret.span()=> ::cachex::__private::cacheable::<#checked, _>(__cachex_kind););
     function.block = syn::parse_quote!({
+        let __cachex_kind = #kind;
         #check
         let mut __cachex_slot = ::std::option::Option::None;
         let __cachex_prepared = #prepare_path(&mut __cachex_slot, #(#values),*);
@@ -496,20 +516,6 @@ fn check_no_self(ret: Option<&Type>, args: &[Arg], errors: &mut Errors) {
                 "#[cached] cannot name `Self` in a key argument or the return type (they are recorded in a `static`): write the type's name",
             ));
         }
-    }
-}
-
-/// How the return type is cached: `Result` keeps `Ok`, `Option` keeps `Some` (unless
-/// `cache_none`), anything else is kept whole.
-fn output_kind(ret: &Type, cache_none: bool) -> TokenStream {
-    let last = match ret {
-        Type::Path(path) => path.path.segments.last().map(|s| s.ident.to_string()),
-        _ => None,
-    };
-    match last.as_deref() {
-        Some("Result") => quote!(::cachex::__private::OkOnly),
-        Some("Option") if !cache_none => quote!(::cachex::__private::SomeOnly),
-        _ => quote!(::cachex::__private::Whole),
     }
 }
 
@@ -574,50 +580,97 @@ mod tests {
         assert!(!out.contains("# [skip]"), "the #[skip] markers are removed: {out}");
     }
 
-    /// The code that forms a key for `web::Path<u32>` is that for `u32` (reached through
-    /// `Deref`), and likewise for `web::Query<Filter>` and `Filter`: one key material.
+    /// An argument spelled like an extractor is handed over whole, and the type decides how it
+    /// is keyed: as the `T` it carries when it is actix-web's, else whole.
     #[test]
-    fn an_extractor_is_keyed_as_the_data_it_carries() {
-        let prepare_of = |args: proc_macro2::TokenStream| {
-            let out = expand(
-                quote!(name = "users", id = "users::load"),
-                quote!(fn load(#args) -> u32 { 1 }),
-            );
-            let start = out.find("fn __cachex_prepare_load").expect("a prepare function");
-            let end = out[start..].find("fn load").expect("the function") + start;
-            out[start..end].to_owned()
-        };
-        assert_eq!(prepare_of(quote!(id: web::Path<u32>)), prepare_of(quote!(id: u32)));
-        assert_eq!(
-            prepare_of(quote!(id: actix_web::web::Path<u32>, filter: web::Query<Filter>)),
-            prepare_of(quote!(id: u32, filter: Filter))
-        );
-        let call = expand(
+    fn an_extractor_is_keyed_as_the_type_decides() {
+        let out = expand(
             quote!(name = "users"),
             quote!(
-                fn load(id: web::Path<u32>) -> u32 {
+                fn load(id: web::Path<u32>, filter: &Query<Filter>, n: u8) -> u32 {
                     *id
                 }
             ),
         );
         assert!(
-            call.contains("__cachex_prepare_load (& mut __cachex_slot , & * id)"),
-            "{call}"
+            out.contains("__cachex_prepare_load (& mut __cachex_slot , & id , filter , & n)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("encode_extracted ! (__cachex_key , * __cachex_encoding , id , web :: Path < u32 > , u32)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("extracted_arg_info ! (\"id\" , web :: Path < u32 > => \"web::Path<u32>\" , u32 => \"u32\")"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "encode_extracted ! (__cachex_key , * __cachex_encoding , filter , Query < Filter > , Filter)"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("encode_arg ! (__cachex_key , * __cachex_encoding , n , u8)"),
+            "{out}"
         );
     }
 
     #[test]
-    fn request_state_is_left_out_of_the_key_by_default() {
+    fn application_state_is_left_out_of_the_key_by_default() {
         let out = expand(
             quote!(name = "users"),
             quote!(
-                fn load(id: u32, db: web::Data<Db>, request: HttpRequest) -> u32 {
+                fn load(id: u32, db: web::Data<Db>, _request: HttpRequest) -> u32 {
                     id
                 }
             ),
         );
-        assert_eq!(out.matches("state : true").count(), 2, "{out}");
+        assert_eq!(out.matches("state : true").count(), 1, "{out}");
         assert_eq!(out.matches("state : false").count(), 1, "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    /// An `HttpRequest` would be left out of the key silently: it has to be left out explicitly.
+    #[test]
+    fn an_http_request_is_left_out_explicitly_or_not_at_all() {
+        let out = expand(
+            quote!(name = "users"),
+            quote!(
+                fn load(id: u32, request: &actix_web::HttpRequest) -> u32 {
+                    id
+                }
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(
+            out.contains("`_request: HttpRequest` or `#[skip] request: HttpRequest`"),
+            "{out}"
+        );
+        for fine in [
+            quote!(
+                fn load(id: u32, _request: HttpRequest) -> u32 {
+                    id
+                }
+            ),
+            quote!(
+                fn load(id: u32, #[skip] request: &HttpRequest) -> u32 {
+                    id
+                }
+            ),
+        ] {
+            let out = expand(quote!(name = "users"), fine);
+            assert!(!out.contains("compile_error"), "{out}");
+        }
+        let listed = expand(
+            quote!(name = "users", skip = "request"),
+            quote!(
+                fn load(id: u32, request: HttpRequest) -> u32 {
+                    id
+                }
+            ),
+        );
+        assert!(!listed.contains("compile_error"), "{listed}");
     }
 
     #[test]

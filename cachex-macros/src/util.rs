@@ -117,9 +117,11 @@ pub fn last_segment(ty: &Type) -> Option<(String, Option<&Type>)> {
     Some((segment.ident.to_string(), argument))
 }
 
-/// The `T` of an extractor that derefs to the request data it carries, keyed as that data:
+/// The `T` of a type spelled like an actix-web extractor that carries request data:
 /// `web::Path<T>`, `web::Query<T>`, `web::Json<T>`, `web::Form<T>`, `web::ReqData<T>` (by the
-/// name of the last path segment, as actix-web and axum name them).
+/// name of the last path segment). Whether the type is actix-web's, and so keyed as its `T`, is
+/// for the compiler to find out (cachex-core's `registry::Extractor`): a type of another crate
+/// with one of these names is keyed whole.
 pub fn extracted(ty: &Type) -> Option<&Type> {
     match last_segment(ty)? {
         (name, Some(inner)) if matches!(name.as_str(), "Path" | "Query" | "Json" | "Form" | "ReqData") => Some(inner),
@@ -127,14 +129,16 @@ pub fn extracted(ty: &Type) -> Option<&Type> {
     }
 }
 
-/// Whether a type is named like request state, left out of keys by default when it is
-/// actix-web's (checked at init by its full name): `web::Data<T>`, `HttpRequest`.
+/// Whether a type is named like application state, left out of keys by default when it is
+/// actix-web's (checked at init by its full name): `web::Data<T>`.
 pub fn is_request_state(ty: &Type) -> bool {
-    match last_segment(ty) {
-        Some((name, Some(_))) => name == "Data",
-        Some((name, None)) => name == "HttpRequest",
-        None => false,
-    }
+    matches!(last_segment(ty), Some((name, Some(_))) if name == "Data")
+}
+
+/// Whether a type is named like actix-web's `HttpRequest`, which a `#[cached]` function must
+/// leave out of its key explicitly.
+pub fn is_http_request(ty: &Type) -> bool {
+    matches!(last_segment(ty), Some((name, None)) if name == "HttpRequest")
 }
 
 /// Every error a macro finds, reported together (`syn::Error::combine`).
@@ -158,10 +162,10 @@ impl Errors {
 
 #[cfg(test)]
 mod tests {
-    use super::{extracted, is_owned, is_request_state};
+    use super::{extracted, is_http_request, is_owned, is_request_state};
 
     #[test]
-    fn extractors_are_keyed_by_their_data_and_state_is_left_out() {
+    fn extractors_are_recognised_by_name_and_state_is_left_out() {
         let ty = |text: &str| syn::parse_str::<syn::Type>(text).unwrap();
         for (wrapper, inner) in [
             ("web::Path<u32>", "u32"),
@@ -179,10 +183,11 @@ mod tests {
             extracted(&ty("Path")).is_none(),
             "std::path::Path takes no type argument"
         );
-        for state in ["web::Data<Db>", "actix_web::HttpRequest"] {
-            assert!(is_request_state(&ty(state)), "{state}");
-        }
+        assert!(is_request_state(&ty("web::Data<Db>")));
         assert!(!is_request_state(&ty("Database")) && !is_request_state(&ty("Data")));
+        assert!(!is_request_state(&ty("actix_web::HttpRequest")));
+        assert!(is_http_request(&ty("actix_web::HttpRequest")) && is_http_request(&ty("HttpRequest")));
+        assert!(!is_http_request(&ty("HttpRequestHead")) && !is_http_request(&ty("web::Data<HttpRequest>")));
     }
 
     #[test]
