@@ -76,6 +76,17 @@ const TABLE: &[(&str, &[&str], &str)] = &[
         &["memkey777"],
         "timeout=1",
     ),
+    // URLs that do not parse, redacted by their shape: no `@host` after the password, several
+    // `@` and no `:`.
+    ("redis://app:hunter2hunter2", &["hunter2hunter2"], "redis://app:***"),
+    ("redis://:nohost-pw/0?db=1", &["nohost-pw"], "redis://:***/0?db=1"),
+    ("mongodb://root:m0ngo pw 2", &["m0ngo pw 2"], "mongodb://root:***"),
+    (
+        "memcached://u:mem%25cpw,h:1",
+        &["mem%25cpw", "mem%cpw"],
+        "memcached://u:***",
+    ),
+    ("redis://app@at-secret@db:6379", &["at-secret"], "redis://***@db:6379"),
 ];
 
 fn assert_hidden(what: &str, shown: &str, secrets: &[&str]) {
@@ -152,4 +163,20 @@ fn configuration_debug_shows_no_secret() {
         let config = cachex::Config::new().cache("x", cachex::CacheConfig::new().url(url));
         assert_hidden("Config", &format!("{config:?}"), secrets);
     }
+}
+
+#[test]
+fn urls_that_parse_keep_their_ports_in_free_text() {
+    for text in [
+        "cannot reach redis://db:6379: connection refused",
+        "tried redis://127.0.0.1:6390/0, then gave up",
+        "mongodb://h1:27017,h2:27018/?replicaSet=rs timed out",
+        "redis-cluster://[::1]:7000,h2:7001 has no slots",
+    ] {
+        assert_eq!(redact(text), text);
+    }
+    assert_eq!(
+        redact("port of redis://app:hunter2 refused"),
+        "port of redis://app:*** refused"
+    );
 }

@@ -388,7 +388,10 @@ async fn a_server_that_stops_answering_costs_a_timeout_not_a_hang() {
     let handle = cachex::cache("r_pause").unwrap();
     assert!(handle.clear_async().await.is_err(), "clear_async waited out the pause");
     let blocking = handle.clone();
-    assert!(tokio::task::spawn_blocking(move || blocking.clear()).await.unwrap().is_err());
+    assert!(tokio::task::spawn_blocking(move || blocking.clear())
+        .await
+        .unwrap()
+        .is_err());
     let elapsed = started.elapsed();
     // The server answers nothing for 8 s (not even an UNPAUSE); three calls bounded by the
     // 250 ms timeout (a lookup and a store each) and two clears return long before.

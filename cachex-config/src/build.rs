@@ -11,9 +11,11 @@ use cachex_core::{
 use cachex_core::backend::{Kind, Spec, KINDS};
 use cachex_core::envelope::{SigningKeys, MIN_SIGNING_KEY_BYTES};
 use cachex_core::local::LocalSettings;
+use cachex_core::redact::{hostless_password_in, redact_url};
 
 use crate::load::{subject, Loaded};
-use crate::model::{BackendKind, CacheConfig, LocalConfig, Secret};
+use crate::model::{BackendKind, CacheConfig, Config, LocalConfig, Secret};
+use crate::prefixes::{location, Location};
 
 /// The accepted range of `timeout`: 1 ms to 10 min.
 pub const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(600));
@@ -52,6 +54,10 @@ fn schemes(backend: BackendKind) -> &'static [&'static str] {
 
 /// What is wrong with `url` for `backend`, in the user's terms (never quoting a password):
 /// the scheme, a missing host, a port that is not a number.
+///
+/// The message quotes only the URL redacted by its shape ([`redact_url`]), and says nothing
+/// of a text after `scheme://user:` when there is no `@` (it may be a password whose `@host` is
+/// missing).
 fn url_problem(url: &str, backend: BackendKind) -> Option<String> {
     let accepted = schemes(backend);
     let list = || {
@@ -61,7 +67,7 @@ fn url_problem(url: &str, backend: BackendKind) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some((scheme, _)) = url.split_once("://") else {
         return Some(format!(
             "not a URL (no `scheme://`); a {} URL starts with one of: {}",
             backend.name(),
@@ -69,12 +75,33 @@ fn url_problem(url: &str, backend: BackendKind) -> Option<String> {
         ));
     };
     if !accepted.contains(&scheme) {
+        // A scheme is letters, digits, `+`, `-` and `.`; anything else before `://` is not
+        // quoted (it may be a password typed in the wrong place).
+        let is_scheme = !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        let shown = if is_scheme {
+            format!("scheme `{scheme}://`")
+        } else {
+            "the text before `://` is not a scheme and".to_owned()
+        };
         return Some(format!(
-            "scheme `{scheme}://` is not read by the {} backend; accepted: {}",
+            "{shown} is not read by the {} backend; accepted: {}",
             backend.name(),
             list()
         ));
     }
+    if hostless_password_in(url) {
+        return Some(format!(
+            "`{}` has no `@host`, and the text after the first `:` is not a port from 1 to 65535 \
+             (not shown: it may be a password); a password goes between `user:` and `@host`",
+            redact_url(url)
+        ));
+    }
+    // From here on only the redacted URL is read, so whatever is quoted is safe to show.
+    let shown = redact_url(url);
+    let rest = shown.split_once("://").map_or("", |(_, rest)| rest);
     if matches!(scheme, "unix" | "redis+unix") {
         let path = rest.split(['?', '#']).next().unwrap_or_default();
         return path
@@ -401,6 +428,58 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// Reports every two caches whose effective prefixes are equal and whose backends store in
+    /// one place (see [`location`]): they would read, overwrite and clear each other's entries.
+    /// The problem is reported at a cache that sets `prefix` (the later one when both do), and
+    /// names the other cache and where its prefix came from.
+    fn prefix_conflicts(&mut self, config: &Config) {
+        let caches: Vec<(&str, String, Option<Location>, bool)> = config
+            .caches
+            .iter()
+            .map(|(name, own)| {
+                let prefix = own.prefix.clone().unwrap_or_else(|| default_prefix(name));
+                (
+                    name.as_str(),
+                    prefix,
+                    location(name, &own.over(&config.defaults)),
+                    own.prefix.is_some(),
+                )
+            })
+            .collect();
+        for (i, (a, prefix, at_a, set_a)) in caches.iter().enumerate() {
+            let Some(at_a) = at_a else { continue };
+            for (b, prefix_b, at_b, set_b) in &caches[i + 1..] {
+                if prefix != prefix_b || !at_b.as_ref().is_some_and(|at_b| at_a.shared_with(at_b)) {
+                    continue;
+                }
+                let (here, there, there_set) = if *set_b { (b, a, *set_a) } else { (a, b, *set_b) };
+                let source = if there_set {
+                    match self.loaded.origin(&["caches", there, "prefix"]) {
+                        Some(origin) => format!("its `prefix`, from {origin}"),
+                        None => "its `prefix`".to_owned(),
+                    }
+                } else {
+                    "its default prefix, `cachex:<name>`".to_owned()
+                };
+                self.report(
+                    &["caches", here, "prefix"],
+                    format!(
+                        "cache `{there}` has the same prefix `{prefix}` ({source}) on {}: the two caches would read, \
+                         overwrite and clear each other's entries; give one of them another `prefix`",
+                        at_a.describe()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The prefix of cache `name` when it sets none.
+fn default_prefix(name: &str) -> String {
+    format!("cachex:{name}")
+}
+
 /// The backends compiled into this build.
 pub fn available_backends() -> String {
     KINDS.iter().map(|kind| kind.name).collect::<Vec<_>>().join(", ")
@@ -445,6 +524,7 @@ pub fn check(loaded: &Loaded) -> Result<(), Error> {
         checker.cache(name, own, &own.over(&config.defaults));
         checker.signing_keys(&["caches", name], own);
     }
+    checker.prefix_conflicts(config);
     if config.caches.is_empty() {
         // With no cache declared, the defaults alone serve every bound name.
         checker.settings(&["defaults"], &config.defaults, &config.defaults);
@@ -542,7 +622,7 @@ pub fn build_cache(name: &str, effective: &CacheConfig) -> Result<Cache, Error> 
 fn build_cache_in(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> Result<Cache, Error> {
     let settings = CacheSettings {
         name: name.to_owned(),
-        prefix: effective.prefix.clone().unwrap_or_else(|| format!("cachex:{name}")),
+        prefix: effective.prefix.clone().unwrap_or_else(|| default_prefix(name)),
         ttl: effective.ttl.filter(|ttl| !ttl.is_zero()),
         stale: StaleWindows {
             while_revalidate: effective.stale_while_revalidate.unwrap_or_default(),
@@ -585,7 +665,31 @@ fn build_cache_in(name: &str, effective: &CacheConfig, origins: Origins<'_>) -> 
     spec.max_item_bytes = effective.max_item_bytes;
     spec.database = effective.database.as_deref();
     spec.collection = effective.collection.as_deref();
+    spec.signed = settings.signing.is_some();
+    // A URL whose password may have lost its `@host` never reaches a client library, whose
+    // parse error could quote it.
+    let hostless = effective
+        .url
+        .as_ref()
+        .filter(|url| !schemes(backend).is_empty() && hostless_password_in(url.expose()));
+    if let Some(message) = hostless.and_then(|url| url_problem(url.expose(), backend)) {
+        return Err(key_problem(name, "url", origins, message));
+    }
     let backend = (kind.build)(&spec).map_err(|problem| key_problem(name, problem.key, origins, problem.message))?;
+    // A tier kept coherent through a channel that the server refuses would serve what other
+    // processes removed: the user's rights are checked now.
+    if let (
+        Some(_),
+        cachex_core::Backend::Bytes {
+            invalidations: Some(channel),
+            ..
+        },
+    ) = (&settings.local, &backend)
+    {
+        channel
+            .check()
+            .map_err(|message| key_problem(name, "local", origins, message))?;
+    }
     Ok(Cache::new(settings, backend))
 }
 

@@ -15,6 +15,7 @@
 mod build;
 mod load;
 mod model;
+mod prefixes;
 
 pub use build::{available_backends, build_cache, build_runtime, check, LOCK_TIMEOUT_RANGE, MAX_TTL, TIMEOUT_RANGE};
 pub use load::{

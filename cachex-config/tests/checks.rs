@@ -234,3 +234,124 @@ fn a_local_tier_needs_a_ttl_a_byte_storing_backend_and_a_cache_of_its_own() {
         Ok(())
     });
 }
+
+#[test]
+fn one_prefix_on_one_redis_database_names_both_caches_and_their_sources() {
+    Jail::expect_with(|jail| {
+        // One server and database, written two ways (a password, the default database).
+        jail.create_file(
+            "cachex.toml",
+            "[caches.sessions]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6390/0\"\nprefix = \"shared\"\n\
+             [caches.users]\nbackend = \"redis\"\nurl = \"redis://:hunter2@127.0.0.1:6390\"\nprefix = \"shared\"\n",
+        )?;
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(
+            text.contains(
+                "cache `users`, key `prefix` (from file cachex.toml, key `caches.users.prefix`): \
+                 cache `sessions` has the same prefix `shared` (its `prefix`, from file cachex.toml, key \
+                 `caches.sessions.prefix`) on the same redis server and database (127.0.0.1:6390, db 0): \
+                 the two caches would read, overwrite and clear each other's entries; give one of them \
+                 another `prefix`"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 2, "one problem for the pair: {text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        // From the environment, the variable is named.
+        jail.create_file(
+            "cachex.toml",
+            "[defaults]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6390/2\"\n\
+             [caches.sessions]\nprefix = \"shared\"\n[caches.users]\n",
+        )?;
+        jail.set_env("CACHEX_CACHES__USERS__PREFIX", "shared");
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(
+            text.contains(
+                "cache `users`, key `prefix` (from environment variable CACHEX_CACHES__USERS__PREFIX): \
+                 cache `sessions` has the same prefix `shared` (its `prefix`, from file"
+            ) && text.contains("(127.0.0.1:6390, db 2)"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_prefix_equal_to_another_caches_default_prefix_is_a_problem() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            "[caches.reports]\nbackend = \"file\"\npath = \"cache\"\n\
+             [caches.exports]\nbackend = \"file\"\npath = \"./cache/\"\nprefix = \"cachex:reports\"\n",
+        )?;
+        let text = problems(build_runtime(&load().unwrap()));
+        assert!(
+            text.contains(
+                "cache `exports`, key `prefix` (from file cachex.toml, key `caches.exports.prefix`): \
+                 cache `reports` has the same prefix `cachex:reports` (its default prefix, `cachex:<name>`) \
+                 on the same directory (cache)"
+            ),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn one_prefix_on_one_mongodb_collection_or_memcached_server_is_a_problem() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            "[caches.a]\nbackend = \"mongodb\"\nurl = \"mongodb://u:pw@Db:27017/?authSource=admin\"\n\
+             prefix = \"p\"\ncollection = \"entries\"\n\
+             [caches.b]\nbackend = \"mongodb\"\nurl = \"mongodb://db\"\nprefix = \"p\"\ncollection = \"entries\"\n\
+             [caches.c]\nbackend = \"memcached\"\nurl = \"memcached://127.0.0.1\"\nprefix = \"m\"\n\
+             [caches.d]\nbackend = \"memcached\"\nurl = \"memcache://127.0.0.1:11211\"\nprefix = \"m\"\n",
+        )?;
+        let text = problems(load().and_then(|loaded| cachex_config::check(&loaded)));
+        assert!(
+            text.contains(
+                "cache `b`, key `prefix` (from file cachex.toml, key `caches.b.prefix`): cache `a` has the same \
+                 prefix `p`"
+            ) && text.contains("on the same mongodb collection (db:27017, database `cachex`, collection `entries`)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cache `d`, key `prefix` (from file cachex.toml, key `caches.d.prefix`): cache `c`")
+                && text.contains("on the same memcached server (127.0.0.1:11211)"),
+            "{text}"
+        );
+        assert!(!text.contains("pw@"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn one_prefix_in_different_places_or_in_memory_is_fine() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cachex.toml",
+            // Two redis databases, two directories, two mongodb collections (each cache's own
+            // by default), two memcached servers, two backends, two memory caches, and a
+            // prefix that starts another (`SCAN` and the file names match `prefix:` then
+            // exactly 64 hex digits, so neither clears the other's entries).
+            "[caches.r0]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6390/0\"\nprefix = \"p\"\n\
+             [caches.r1]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6390/1\"\nprefix = \"p\"\n\
+             [caches.r2]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6390/0\"\nprefix = \"p:x\"\n\
+             [caches.f1]\nbackend = \"file\"\npath = \"one\"\nprefix = \"p\"\n\
+             [caches.f2]\nbackend = \"file\"\npath = \"two\"\nprefix = \"p\"\n\
+             [caches.f3]\nbackend = \"file\"\npath = \"one\"\nprefix = \"p:x\"\n\
+             [caches.g1]\nbackend = \"mongodb\"\nurl = \"mongodb://127.0.0.1:1\"\nprefix = \"p\"\n\
+             [caches.g2]\nbackend = \"mongodb\"\nurl = \"mongodb://127.0.0.1:1\"\nprefix = \"p\"\n\
+             [caches.c1]\nbackend = \"memcached\"\nurl = \"memcached://127.0.0.1:11211\"\nprefix = \"p\"\n\
+             [caches.c2]\nbackend = \"memcached\"\nurl = \"memcached://127.0.0.1:11212\"\nprefix = \"p\"\n\
+             [caches.m1]\nbackend = \"memory\"\nprefix = \"p\"\n\
+             [caches.m2]\nbackend = \"memory\"\nprefix = \"p\"\n",
+        )?;
+        let loaded = load().unwrap();
+        if let Err(error) = cachex_config::check(&loaded) {
+            panic!("no problem expected: {error}");
+        }
+        Ok(())
+    });
+}

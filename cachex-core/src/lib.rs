@@ -57,9 +57,9 @@ pub mod __private {
     pub use crate::output::{cacheable, returned_async, Chosen, OkOnly, Output, Returned, SomeOnly, ValueOf, Whole};
     pub use crate::refresh::{inline, Detach, DetachNo, DetachYes};
     pub use crate::registry::{custom_encode, ArgInfo, Binding, BindingInfo, EncoderRegistration, Registration};
-    pub use crate::{__encode_extracted as encode_extracted, __extracted_arg_info as extracted_arg_info};
     pub use crate::singleton::{singleton_key, AsyncSingleton, Singleton, NO_ARGUMENTS};
     pub use crate::{__arg_caps as arg_caps, __encode_arg as encode_arg, __fail as fail};
+    pub use crate::{__encode_extracted as encode_extracted, __extracted_arg_info as extracted_arg_info};
     pub use crate::{__fail_returned as fail_returned, __output_kind as output_kind};
     pub use inventory;
     pub use serde;
