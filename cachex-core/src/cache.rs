@@ -16,7 +16,8 @@ use crate::envelope::{self, DecodeError, Expiry, SigningKeys, Verified};
 use crate::error::{BoxError, Error};
 use crate::flight::{Flights, Joined, Leader, Waited};
 use crate::key::{CallKey, Key, Seed};
-use crate::local::{LocalSettings, LocalTier, Stamp};
+use crate::lease::{self, Lease, Stamp, Stripes};
+use crate::local::{LocalSettings, LocalTier};
 use crate::stale::{Found, Stale, StaleWindows};
 use crate::stats::{Counters, Operation, Stats};
 use crate::storage::{AsyncStorage, Storage, StorageKey};
@@ -112,6 +113,31 @@ pub struct Cache {
     reads: Flights,
     /// Whether a value that failed verification was logged at `warn` already (once a cache).
     unverified_logged: AtomicBool,
+    /// The memory backend's leases: bumped by every write, removal and clear.
+    changes: Stripes,
+}
+
+/// The lease of one computation of a key's value, taken before it began (see
+/// [`crate::lease`]).
+pub(crate) struct Leased {
+    /// The stripe's count when it began: of the memory backend, or of the local tier in front
+    /// of a shared one (`None` while the tier is bypassed).
+    stamp: Option<Stamp>,
+    /// The shared backend's lease, or why none could be taken (memory: unguarded).
+    shared: Result<Lease, Error>,
+    taken: Instant,
+}
+
+/// What became of a computed value's fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Filled {
+    /// It was stored.
+    Landed,
+    /// The entry changed since the computation began (removed, cleared, written, or leased by
+    /// a later computation): the value is this call's alone.
+    Overtaken,
+    /// Another computation holds the entry's lease and stores its own value.
+    HeldElsewhere,
 }
 
 /// What a read of stored bytes gave.
@@ -153,6 +179,7 @@ impl Cache {
             local,
             reads: Flights::default(),
             unverified_logged: AtomicBool::new(false),
+            changes: Stripes::new(),
         }
     }
 
@@ -251,6 +278,8 @@ impl Cache {
         let mut expiry = None;
         let read = match bytes {
             None => Read::Found(Found::Miss),
+            // Another computation's lease: nothing there yet.
+            Some(bytes) if lease::is_marker(&bytes) => Read::Found(Found::Miss),
             Some(bytes) => match self.verify(storage_key, bytes) {
                 Err(e) => Read::Corrupt(e),
                 Ok(bytes) => {
@@ -393,7 +422,7 @@ impl Cache {
     /// what was read is still current: no invalidation of its key came in during the read
     /// (`read` = the stamp taken before it; `None` while the tier is bypassed, when nothing is
     /// known either way).
-    fn fill<V: CacheValue>(
+    fn copy_read<V: CacheValue>(
         &self,
         tier: &LocalTier,
         key: &CallKey<'_>,
@@ -449,7 +478,7 @@ impl Cache {
         if let Some(leader) = &leader {
             leader.close();
         }
-        let current = self.fill(tier, key, digest, stamp, &opened);
+        let current = self.copy_read(tier, key, digest, stamp, &opened);
         if let Some(mut leader) = leader {
             leader.share_or_fail(current.then_some(&opened.found));
         }
@@ -676,7 +705,7 @@ impl Cache {
 
     /// The outcome of a change that was to be announced on the channel: a failure may have
     /// left the other processes untold (counted as `unannounced`).
-    fn announced(&self, outcome: Result<(), Error>) -> Result<(), Error> {
+    fn announced<T>(&self, outcome: Result<T, Error>) -> Result<T, Error> {
         if outcome.is_err() {
             self.counters.unannounced();
         }
@@ -712,7 +741,7 @@ impl Cache {
     /// Stores `value` under `key`, blocking on the backend.
     pub(crate) fn store<V: CacheValue>(&self, key: &CallKey<'_>, value: &V) -> Result<(), Error> {
         match &self.backend {
-            Backend::Memory(store) => store.insert(key.local(), value.clone()),
+            Backend::Memory(store) => self.memory_write(store, key, value),
             Backend::Bytes { blocking, .. } => {
                 let storage_key = self.storage_key(key);
                 let expiry = self.expiry();
@@ -738,7 +767,7 @@ impl Cache {
     /// Stores `value` under `key`, awaiting the backend.
     pub(crate) async fn store_async<V: CacheValue>(&self, key: &CallKey<'_>, value: &V) -> Result<(), Error> {
         match &self.backend {
-            Backend::Memory(store) => store.insert(key.local(), value.clone()),
+            Backend::Memory(store) => self.memory_write(store, key, value),
             Backend::Bytes { nonblocking, .. } => {
                 let storage_key = self.storage_key(key);
                 let expiry = self.expiry();
@@ -765,6 +794,216 @@ impl Cache {
         Ok(())
     }
 
+    /// A write to the memory backend: a change that concurrent fills of its stripe see.
+    fn memory_write<V: CacheValue>(&self, store: &MemoryStore, key: &CallKey<'_>, value: &V) {
+        lease::bump(self.changes.of_key(key.local()));
+        store.insert(key.local(), value.clone());
+    }
+
+    /// How long a lease of this cache lasts (see [`lease::lease_for`]).
+    fn lease_for(&self) -> Duration {
+        lease::lease_for(self.settings.lock_timeout)
+    }
+
+    /// The lease of a memory cache's computation: its stripe's count now.
+    fn memory_lease(&self, key: &CallKey<'_>) -> Leased {
+        Leased {
+            stamp: Some(lease::stamp(self.changes.of_key(key.local()))),
+            shared: Ok(Lease::Unguarded),
+            taken: Instant::now(),
+        }
+    }
+
+    /// Takes the lease of a computation of `key`'s value about to begin, blocking on the
+    /// backend: the fill of its value lands only if nothing changed the entry meanwhile.
+    pub(crate) fn lease(&self, key: &CallKey<'_>) -> Leased {
+        let Backend::Bytes { blocking, .. } = &self.backend else {
+            return self.memory_lease(key);
+        };
+        let storage_key = self.storage_key(key);
+        // The tier's stamp first: an invalidation that comes in after the shared lease is
+        // then seen by the fill of the tier's copy.
+        let stamp = self.write_stamp(&storage_key.digest);
+        let taken = Instant::now();
+        let shared = self.op(Operation::Get, || blocking.lease(&storage_key, self.lease_for()));
+        Leased { stamp, shared, taken }
+    }
+
+    /// [`Cache::lease`], awaiting the backend.
+    pub(crate) async fn lease_async(&self, key: &CallKey<'_>) -> Leased {
+        let Backend::Bytes { nonblocking, .. } = &self.backend else {
+            return self.memory_lease(key);
+        };
+        let storage_key = self.storage_key(key);
+        let stamp = self.write_stamp(&storage_key.digest);
+        let taken = Instant::now();
+        let shared = self
+            .op_async(Operation::Get, nonblocking.lease(&storage_key, self.lease_for()))
+            .await;
+        Leased { stamp, shared, taken }
+    }
+
+    /// The fill of the memory backend: lands while no change of its stripe came in since the
+    /// lease (checked again once inserted: a change in between removes it).
+    fn memory_fill<V: CacheValue>(&self, store: &MemoryStore, key: &CallKey<'_>, leased: &Leased, value: &V) -> Filled {
+        let stripe = self.changes.of_key(key.local());
+        let current = || Some(lease::stamp(stripe)) == leased.stamp;
+        if !current() {
+            return Filled::Overtaken;
+        }
+        store.insert(key.local(), value.clone());
+        if !current() {
+            store.remove(key.local());
+            return Filled::Overtaken;
+        }
+        Filled::Landed
+    }
+
+    /// What a fill under `lease` writes, when it writes: the entry, its envelope's boundaries
+    /// and bytes, and how long the backend keeps it. `Ok(None)`: another computation holds
+    /// the lease. A lease that could not be taken is the fill's error.
+    #[allow(clippy::type_complexity)]
+    fn fill_bytes<V: CacheValue>(
+        &self,
+        key: &CallKey<'_>,
+        lease: &mut Result<Lease, Error>,
+        value: &V,
+    ) -> Result<Option<(StorageKey<'_>, Expiry, Vec<u8>, Option<Duration>)>, Error> {
+        match std::mem::replace(lease, Ok(Lease::HeldElsewhere)) {
+            Err(error) => Err(error),
+            Ok(Lease::HeldElsewhere) => Ok(None),
+            Ok(taken) => {
+                *lease = Ok(taken);
+                let storage_key = self.storage_key(key);
+                let expiry = self.expiry();
+                let bytes = self.encode(&storage_key, value, expiry)?;
+                Ok(Some((storage_key, expiry, bytes, self.kept_for())))
+            }
+        }
+    }
+
+    /// After a fill's write to the shared backend: the local tier takes the value when it
+    /// landed (unless an invalidation came in since the lease), and the outcome is counted.
+    fn after_fill<V: CacheValue>(
+        &self,
+        key: &CallKey<'_>,
+        digest: &Key,
+        value: &V,
+        expiry: Expiry,
+        leased: &Leased,
+        landed: Result<bool, Error>,
+    ) -> Result<Filled, Error> {
+        match landed {
+            Ok(true) => {
+                self.after_write(key, digest, value, expiry, leased.stamp, Ok(()))?;
+                Ok(Filled::Landed)
+            }
+            Ok(false) => Ok(Filled::Overtaken),
+            Err(error) => self.after_write(key, digest, value, expiry, None, Err(error)).map(|()| Filled::Overtaken),
+        }
+    }
+
+    /// Counts and logs what became of a fill.
+    fn filled(&self, key: &CallKey<'_>, leased: &Leased, filled: Filled) -> Filled {
+        match filled {
+            Filled::Landed => self.stored(key),
+            Filled::Overtaken => {
+                self.counters.fill_refused();
+                if leased.taken.elapsed() >= self.lease_for() {
+                    tracing::warn!(cache = %self.settings.name, key = %short(key), lock_timeout = ?self.settings.lock_timeout,
+                        "cachex computation outlived its lease (lock_timeout); its value was returned but not stored");
+                } else {
+                    tracing::debug!(cache = %self.settings.name, key = %short(key),
+                        "cachex fill refused: the entry changed while its value was computed; the value was returned but not stored");
+                }
+            }
+            Filled::HeldElsewhere => {
+                tracing::debug!(cache = %self.settings.name, key = %short(key),
+                    "cachex another computation holds the entry's lease; the value was returned, that one stores");
+            }
+        }
+        filled
+    }
+
+    /// Stores a computed value under its lease, blocking on the backend: only if nothing
+    /// changed the entry since the computation began.
+    pub(crate) fn fill<V: CacheValue>(&self, key: &CallKey<'_>, mut leased: Leased, value: &V) -> Result<Filled, Error> {
+        let filled = match &self.backend {
+            Backend::Memory(store) => self.memory_fill(store, key, &leased, value),
+            Backend::Bytes { blocking, .. } => {
+                let Some((storage_key, expiry, bytes, ttl)) = self.fill_bytes(key, &mut leased.shared, value)? else {
+                    return Ok(self.filled(key, &leased, Filled::HeldElsewhere));
+                };
+                let lease = leased.shared.as_ref().unwrap_or(&Lease::Unguarded);
+                let landed = match self.invalidations() {
+                    Some(channel) => {
+                        let message = Invalidation::Keys(vec![storage_key.digest]).encode();
+                        self.announced(self.op(Operation::Set, || {
+                            channel.fill_and_publish(&**blocking, &storage_key, lease, &bytes, ttl, &message)
+                        }))
+                    }
+                    None => self.op(Operation::Set, || blocking.fill(&storage_key, lease, &bytes, ttl)),
+                };
+                self.after_fill(key, &storage_key.digest, value, expiry, &leased, landed)?
+            }
+        };
+        Ok(self.filled(key, &leased, filled))
+    }
+
+    /// [`Cache::fill`], awaiting the backend.
+    pub(crate) async fn fill_async<V: CacheValue>(
+        &self,
+        key: &CallKey<'_>,
+        mut leased: Leased,
+        value: &V,
+    ) -> Result<Filled, Error> {
+        let filled = match &self.backend {
+            Backend::Memory(store) => self.memory_fill(store, key, &leased, value),
+            Backend::Bytes { nonblocking, .. } => {
+                let Some((storage_key, expiry, bytes, ttl)) = self.fill_bytes(key, &mut leased.shared, value)? else {
+                    return Ok(self.filled(key, &leased, Filled::HeldElsewhere));
+                };
+                let lease = leased.shared.as_ref().unwrap_or(&Lease::Unguarded);
+                let message = Invalidation::Keys(vec![storage_key.digest]).encode();
+                let unsettled = self.unsettled(Some((key.local(), storage_key.digest)), &message);
+                let landed = match self.invalidations() {
+                    Some(channel) => {
+                        let both =
+                            channel.fill_and_publish_async(&**nonblocking, &storage_key, lease, &bytes, ttl, &message);
+                        self.announced(self.op_async(Operation::Set, both).await)
+                    }
+                    None => {
+                        self.op_async(Operation::Set, nonblocking.fill(&storage_key, lease, &bytes, ttl))
+                            .await
+                    }
+                };
+                unsettled.settled();
+                self.after_fill(key, &storage_key.digest, value, expiry, &leased, landed)?
+            }
+        };
+        Ok(self.filled(key, &leased, filled))
+    }
+
+    /// Gives up the lease of a computation that stored nothing (it failed), blocking on the
+    /// backend, so another may fill the entry before the lease would have lapsed.
+    pub(crate) fn release(&self, key: &CallKey<'_>, leased: &Leased) {
+        if let (Backend::Bytes { blocking, .. }, Ok(lease @ Lease::Held(_))) = (&self.backend, &leased.shared) {
+            let storage_key = self.storage_key(key);
+            // A failure is logged by `op`; the marker lapses by itself.
+            let _ = self.op(Operation::Delete, || blocking.release(&storage_key, lease));
+        }
+    }
+
+    /// [`Cache::release`], awaiting the backend.
+    pub(crate) async fn release_async(&self, key: &CallKey<'_>, leased: &Leased) {
+        if let (Backend::Bytes { nonblocking, .. }, Ok(lease @ Lease::Held(_))) = (&self.backend, &leased.shared) {
+            let storage_key = self.storage_key(key);
+            let _ = self
+                .op_async(Operation::Delete, nonblocking.release(&storage_key, lease))
+                .await;
+        }
+    }
+
     /// Drops `key` from the local tier, if any.
     fn removed_locally(&self, key: &CallKey<'_>, digest: &Key) {
         if let Some(tier) = &self.local {
@@ -776,6 +1015,7 @@ impl Cache {
     pub(crate) fn remove(&self, key: &CallKey<'_>) -> Result<(), Error> {
         match &self.backend {
             Backend::Memory(store) => {
+                lease::bump(self.changes.of_key(key.local()));
                 store.remove(key.local());
                 Ok(())
             }
@@ -801,6 +1041,7 @@ impl Cache {
     pub(crate) async fn remove_async(&self, key: &CallKey<'_>) -> Result<(), Error> {
         match &self.backend {
             Backend::Memory(store) => {
+                lease::bump(self.changes.of_key(key.local()));
                 store.remove(key.local());
                 Ok(())
             }
@@ -825,6 +1066,7 @@ impl Cache {
     fn clear_blocking(&self) -> Result<(), Error> {
         match &self.backend {
             Backend::Memory(store) => {
+                self.changes.bump_all();
                 store.clear();
                 Ok(())
             }
@@ -850,6 +1092,7 @@ impl Cache {
     async fn clear_nonblocking(&self) -> Result<(), Error> {
         match &self.backend {
             Backend::Memory(store) => {
+                self.changes.bump_all();
                 store.clear();
                 Ok(())
             }

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::cache::{Cache, CacheValue, Load, OnError};
+use crate::cache::{Cache, CacheValue, Filled, Leased, Load, OnError};
 use crate::error::Error;
 use crate::flight::{Joined, Leader, Waited};
 use crate::key::{ArgEncoding, CallKey, KeyBuilder};
@@ -169,17 +169,23 @@ fn lead<K, R: Output<K>, A, F: FnOnce(A) -> R>(
     compute: F,
 ) -> R {
     let load = begin(cache, &stale);
+    let leased = cache.lease(key);
     let outcome = match &stale {
         None => Ok(compute(args)),
         Some(_) => catch_unwind(AssertUnwindSafe(|| compute(args))),
     };
     match settle(cache, key, load, stale, outcome) {
         Ok(result) => {
-            let result = store(cache, key, fail, result);
-            leader.share_or_fail(result.value());
+            let (result, current) = store(cache, key, fail, leased, result);
+            // Overtaken by a change of the entry: the value is this call's alone, and the
+            // waiters look again.
+            if current {
+                leader.share_or_fail(result.value());
+            }
             result
         }
         Err(stale) => {
+            cache.release(key, &leased);
             leader.fail();
             stale
         }
@@ -231,17 +237,39 @@ fn settle<K, R: Output<K>>(
     )))
 }
 
-/// Stores a computed value, blocking on the backend (under `on_error = "fail"`, a failed
-/// store is the call's result).
-fn store<K, R: Output<K>>(cache: &Cache, key: &CallKey<'_>, fail: Option<fn(Error) -> R>, result: R) -> R {
-    if let Some(value) = result.value() {
-        if let Err(error) = cache.store(key, value) {
-            if let Some(failure) = failed(cache, error, fail) {
-                return failure;
-            }
-        }
+/// Stores a computed value under the lease taken before it was computed, blocking on the
+/// backend (under `on_error = "fail"`, a failed store is the call's result); a result with
+/// no value gives the lease up. Returns the call's result, and whether it is still current:
+/// `false` when a change of the entry overtook the computation (its value is not stored, and
+/// is returned to this caller only).
+fn store<K, R: Output<K>>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    fail: Option<fn(Error) -> R>,
+    leased: Leased,
+    result: R,
+) -> (R, bool) {
+    let Some(value) = result.value() else {
+        cache.release(key, &leased);
+        return (result, true);
+    };
+    stored(cache, fail, cache.fill(key, leased, value), result)
+}
+
+/// The call's result after its fill (see [`store`]).
+fn stored<K, R: Output<K>>(
+    cache: &Cache,
+    fail: Option<fn(Error) -> R>,
+    filled: Result<Filled, Error>,
+    result: R,
+) -> (R, bool) {
+    match filled {
+        Ok(filled) => (result, filled != Filled::Overtaken),
+        Err(error) => match failed(cache, error, fail) {
+            Some(failure) => (failure, true),
+            None => (result, true),
+        },
     }
-    result
 }
 
 /// A waiter whose leader did not finish within `lock_timeout`: computes and stores by itself.
@@ -256,13 +284,17 @@ fn compute_alone<K, R: Output<K>, A, F: FnOnce(A) -> R>(
 ) -> R {
     warn_lock_timeout(cache);
     let load = begin(cache, &stale);
+    let leased = cache.lease(key);
     let outcome = match &stale {
         None => Ok(compute(args)),
         Some(_) => catch_unwind(AssertUnwindSafe(|| compute(args))),
     };
     match settle(cache, key, load, stale, outcome) {
-        Ok(result) => store(cache, key, fail, result),
-        Err(stale) => stale,
+        Ok(result) => store(cache, key, fail, leased, result).0,
+        Err(stale) => {
+            cache.release(key, &leased);
+            stale
+        }
     }
 }
 
@@ -327,32 +359,43 @@ fn refresh_in_background<V: CacheValue>(cache: &Cache, key: &CallKey<'_>, mut le
     leader.lead_here();
     cache.counters.refresh();
     let load = cache.load();
+    let leased = cache.lease(key);
     // A panic drops `load` unfinished: a failed load.
     let Ok(value) = catch_unwind(AssertUnwindSafe(job)) else {
+        cache.release(key, &leased);
         leader.fail();
         return cache.refresh_failed(key, "panicked");
     };
     load.finish(value.is_some());
-    let stored = value.as_ref().map(|value| cache.store(key, value));
+    let stored = match &value {
+        Some(value) => Some(cache.fill(key, leased, value)),
+        None => {
+            cache.release(key, &leased);
+            None
+        }
+    };
     refreshed(cache, key, &mut leader, value, stored);
 }
 
 /// What a background refresh computed: stored and handed to the waiters (also when the store
-/// failed: the value is good), or a failure the waiters learn of.
+/// failed: the value is good; not when a change of the entry overtook it: they look again),
+/// or a failure the waiters learn of.
 fn refreshed<V: CacheValue>(
     cache: &Cache,
     key: &CallKey<'_>,
     leader: &mut Leader<'_>,
     value: Option<V>,
-    stored: Option<Result<(), Error>>,
+    stored: Option<Result<Filled, Error>>,
 ) {
     match value {
-        Some(value) => {
-            if matches!(stored, Some(Err(_))) {
+        Some(value) => match stored {
+            Some(Ok(Filled::Overtaken)) => {}
+            Some(Err(_)) => {
                 cache.refresh_failed(key, "could not store its value");
+                leader.share(&value);
             }
-            leader.share(&value);
-        }
+            _ => leader.share(&value),
+        },
         None => {
             leader.fail();
             cache.refresh_failed(key, "returned no value to cache (an Err or a None)");
@@ -430,13 +473,17 @@ where
                 Waited::TimedOut => {
                     warn_lock_timeout(cache);
                     let load = begin(cache, &stale);
+                    let leased = cache.lease_async(key).await;
                     let outcome = match &stale {
                         None => Ok(compute(args).await),
                         Some(_) => catch_unwind_async(compute(args)).await,
                     };
                     return match settle(cache, key, load, stale, outcome) {
-                        Ok(result) => store_async(cache, key, fail, result).await,
-                        Err(stale) => stale,
+                        Ok(result) => store_async(cache, key, fail, leased, result).await.0,
+                        Err(stale) => {
+                            cache.release_async(key, &leased).await;
+                            stale
+                        }
                     };
                 }
             },
@@ -464,17 +511,21 @@ where
     Fut: Future<Output = R>,
 {
     let load = begin(cache, &stale);
+    let leased = cache.lease_async(key).await;
     let outcome = match &stale {
         None => Ok(leader.scope(compute(args)).await),
         Some(_) => catch_unwind_async(leader.scope(compute(args))).await,
     };
     match settle(cache, key, load, stale, outcome) {
         Ok(result) => {
-            let result = store_async(cache, key, fail, result).await;
-            leader.share_or_fail(result.value());
+            let (result, current) = store_async(cache, key, fail, leased, result).await;
+            if current {
+                leader.share_or_fail(result.value());
+            }
             result
         }
         Err(stale) => {
+            cache.release_async(key, &leased).await;
             leader.fail();
             stale
         }
@@ -482,15 +533,19 @@ where
 }
 
 /// [`store`], awaiting the backend.
-async fn store_async<K, R: Output<K>>(cache: &Cache, key: &CallKey<'_>, fail: Option<fn(Error) -> R>, result: R) -> R {
-    if let Some(value) = result.value() {
-        if let Err(error) = cache.store_async(key, value).await {
-            if let Some(failure) = failed(cache, error, fail) {
-                return failure;
-            }
-        }
-    }
-    result
+async fn store_async<K, R: Output<K>>(
+    cache: &Cache,
+    key: &CallKey<'_>,
+    fail: Option<fn(Error) -> R>,
+    leased: Leased,
+    result: R,
+) -> (R, bool) {
+    let Some(value) = result.value() else {
+        cache.release_async(key, &leased).await;
+        return (result, true);
+    };
+    let filled = cache.fill_async(key, leased, value).await;
+    stored(cache, fail, filled, result)
 }
 
 /// [`serve_stale`] for an async call: a detached refresh runs on a blocking thread of the
@@ -556,14 +611,19 @@ async fn refresh_async_in_background<V: CacheValue>(
 ) {
     cache.counters.refresh();
     let load = cache.load();
+    let leased = cache.lease_async(key).await;
     let Ok(value) = catch_unwind_async(leader.scope(async move { job().await })).await else {
+        cache.release_async(key, &leased).await;
         leader.fail();
         return cache.refresh_failed(key, "panicked");
     };
     load.finish(value.is_some());
     let stored = match &value {
-        Some(value) => Some(cache.store_async(key, value).await),
-        None => None,
+        Some(value) => Some(cache.fill_async(key, leased, value).await),
+        None => {
+            cache.release_async(key, &leased).await;
+            None
+        }
     };
     refreshed(cache, key, &mut leader, value, stored);
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::error::BoxError;
 use crate::key::Key;
+use crate::lease::Lease;
 use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 /// What one message says changed.
@@ -50,7 +51,7 @@ const HEADER_LEN: usize = TAG.len() + ORIGIN_LEN + 1;
 
 /// This process's identity in the messages it sends, so it ignores its own echoes: 16 random
 /// bytes, drawn once.
-fn origin() -> &'static [u8; ORIGIN_LEN] {
+pub(crate) fn origin() -> &'static [u8; ORIGIN_LEN] {
     static ORIGIN: OnceLock<[u8; ORIGIN_LEN]> = OnceLock::new();
     ORIGIN.get_or_init(|| {
         let draw = |salt: u64| std::collections::hash_map::RandomState::new().hash_one((salt, std::process::id()));
@@ -189,6 +190,34 @@ pub trait Invalidations: Send + Sync + 'static {
         })
     }
 
+    /// Fills the entry under `key` in `storage` under `lease` (see
+    /// [`Storage::fill`]), then publishes `message` when the value landed, blocking; returns
+    /// whether it landed. Redis sends both at once on a standalone server.
+    fn fill_and_publish(
+        &self,
+        storage: &dyn Storage,
+        key: &StorageKey<'_>,
+        lease: &Lease,
+        value: &[u8],
+        ttl: Option<Duration>,
+        message: &[u8],
+    ) -> Result<bool, BoxError> {
+        filled(storage.fill(key, lease, value, ttl), || self.publish(message))
+    }
+
+    /// [`Invalidations::fill_and_publish`], awaiting the backend.
+    fn fill_and_publish_async<'a>(
+        &'a self,
+        storage: &'a dyn AsyncStorage,
+        key: &'a StorageKey<'a>,
+        lease: &'a Lease,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move { filled_async(storage.fill(key, lease, value, ttl).await, self.publish_async(message)).await })
+    }
+
     /// Removes the entry under `key` from `storage`, then publishes `message`, blocking:
     /// published even when the removal failed (it may have run on the server all the same).
     /// Redis pipelines both on a standalone server.
@@ -228,14 +257,44 @@ pub(crate) async fn announced_async(
     joined(done, publish.await)
 }
 
+/// The outcome of a fill (`landed`: whether it wrote), published when it wrote (a fill that
+/// was refused changed nothing).
+pub(crate) fn filled(
+    landed: Result<bool, BoxError>,
+    publish: impl FnOnce() -> Result<(), BoxError>,
+) -> Result<bool, BoxError> {
+    if landed? {
+        publish().map_err(|error| unpublished(&error))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// [`filled`], awaiting the publication.
+pub(crate) async fn filled_async(
+    landed: Result<bool, BoxError>,
+    publish: impl std::future::Future<Output = Result<(), BoxError>>,
+) -> Result<bool, BoxError> {
+    if landed? {
+        publish.await.map_err(|error| unpublished(&error))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The error of a change that was made but not announced.
+fn unpublished(error: &BoxError) -> BoxError {
+    format!(
+        "the store was changed, but the other processes were not told (their local tiers keep their copies up to the local ttl): {error}"
+    )
+    .into()
+}
+
 fn joined(done: Result<(), BoxError>, published: Result<(), BoxError>) -> Result<(), BoxError> {
     match (done, published) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(error), Ok(())) => Err(error),
-        (Ok(()), Err(error)) => Err(format!(
-            "the store was changed, but the other processes were not told (their local tiers keep their copies up to the local ttl): {error}"
-        )
-        .into()),
+        (Ok(()), Err(error)) => Err(unpublished(&error)),
         (Err(error), Err(unpublished)) => {
             Err(format!("{error}; and the other processes were not told either: {unpublished}").into())
         }

@@ -23,6 +23,8 @@ use crate::backend::memory::{MemoryLimits, MemoryStore};
 use crate::coherence::{Invalidation, InvalidationListener};
 use crate::envelope::{self, Expiry};
 use crate::key::{Key, LocalKey};
+use crate::lease::Stripes;
+pub(crate) use crate::lease::Stamp;
 use crate::stale::Found;
 
 /// The bounds of a local tier.
@@ -44,8 +46,6 @@ pub struct LocalSettings {
     pub ttl: Duration,
 }
 
-/// Stripes of fill stamps, by the first byte of the digest.
-const STRIPES: usize = 64;
 /// Shards of the digest index.
 const INDEX_SHARDS: usize = 16;
 
@@ -55,7 +55,9 @@ pub(crate) struct LocalTier {
     store: MemoryStore,
     ttl: Duration,
     index: Box<[Mutex<IndexShard>]>,
-    stamps: Box<[AtomicU64]>,
+    /// Bumped by every invalidation: a fill lands only if its stripe's count is the one its
+    /// read began with.
+    stamps: Stripes,
     /// Whether the tier answers lookups and takes fills (false while invalidations may be lost).
     serving: AtomicBool,
     bypasses: AtomicU64,
@@ -72,10 +74,6 @@ struct IndexShard {
     swept_at: usize,
 }
 
-/// A stamp noted before a shared read: the fill it allows lands only if no invalidation of
-/// its stripe came in between.
-#[derive(Clone, Copy)]
-pub(crate) struct Stamp(u64);
 
 /// What the tier's counters and state say, for [`Stats`](crate::Stats).
 pub(crate) struct LocalState {
@@ -99,7 +97,7 @@ impl LocalTier {
             }),
             ttl: settings.ttl,
             index: (0..INDEX_SHARDS).map(|_| Mutex::default()).collect(),
-            stamps: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            stamps: Stripes::new(),
             serving: AtomicBool::new(!coherent),
             bypasses: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
@@ -122,7 +120,7 @@ impl LocalTier {
     }
 
     fn stripe(&self, digest: &Key) -> &AtomicU64 {
-        &self.stamps[usize::from(digest.0[0]) % STRIPES]
+        self.stamps.of(usize::from(digest.0[0]))
     }
 
     fn index_shard(&self, digest: &Key) -> &Mutex<IndexShard> {
@@ -200,9 +198,7 @@ impl LocalTier {
 
     /// Drops every entry (this process cleared the cache, or the channel went down or up).
     pub(crate) fn clear(&self) {
-        for stamp in self.stamps.iter() {
-            stamp.fetch_add(1, Ordering::SeqCst);
-        }
+        self.stamps.bump_all();
         // The index stays: its entries name keys by their digest (the same pairs whatever
         // was stored), and the sweep drops those no longer held.
         self.store.clear();

@@ -118,6 +118,7 @@ pub fn publish() {
         counter("cache_local_bypasses_total", None, stats.local_bypasses);
         counter("cache_invalidations_total", None, stats.invalidations);
         counter("cache_unannounced_total", None, stats.unannounced);
+        counter("cache_fills_refused_total", None, stats.fills_refused);
         ::metrics::gauge!("cache_local_bypassed", "cache" => name.clone(), "backend" => backend)
             .set(f64::from(u8::from(stats.local_bypassed)));
         for operation in Op::ALL {
@@ -161,6 +162,10 @@ fn describe() {
     describe_counter!(
         "cache_unannounced_total",
         "Writes, removals and clears of a tiered cache that failed or were dropped, so other processes may not have been told"
+    );
+    describe_counter!(
+        "cache_fills_refused_total",
+        "Computed values not stored because their entry changed while they were computed"
     );
     ::metrics::describe_gauge!(
         "cache_local_bypassed",

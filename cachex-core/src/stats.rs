@@ -60,6 +60,10 @@ pub struct Stats {
     /// the other processes may not have been told (their tiers keep their copies up to the
     /// local `ttl`). Each is also an error of its operation.
     pub unannounced: u64,
+    /// Computed values not stored because their entry changed while they were computed (it
+    /// was removed, cleared or written, here or in another process; or their lease lapsed):
+    /// each was returned to its caller (see [leases](crate::lease)).
+    pub fills_refused: u64,
 }
 
 /// A count per backend operation.
@@ -144,6 +148,7 @@ struct Stripe {
     loads: AtomicU64,
     load_failures: AtomicU64,
     unannounced: AtomicU64,
+    fills_refused: AtomicU64,
     backend_errors: [AtomicU64; 4],
 }
 
@@ -281,6 +286,9 @@ impl Counters {
     pub(crate) fn unannounced(&self) {
         self.add(|s| &s.unannounced);
     }
+    pub(crate) fn fill_refused(&self) {
+        self.add(|s| &s.fills_refused);
+    }
     pub(crate) fn backend_error(&self, operation: Operation) {
         self.add(|s| &s.backend_errors[operation as usize]);
     }
@@ -319,6 +327,7 @@ impl Counters {
             local_bypasses: 0,
             invalidations: 0,
             unannounced: sum(|s| &s.unannounced),
+            fills_refused: sum(|s| &s.fills_refused),
         }
     }
 }
@@ -348,6 +357,7 @@ mod tests {
                     counters.load(false);
                     counters.backend_error(Operation::Delete);
                     counters.unannounced();
+                    counters.fill_refused();
                 });
             }
         });
@@ -374,6 +384,7 @@ mod tests {
                     ..Operations::default()
                 },
                 unannounced: n,
+                fills_refused: n,
                 ..Stats::default()
             }
         );

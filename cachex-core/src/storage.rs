@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::error::BoxError;
 use crate::key::Key;
+use crate::lease::Lease;
 
 /// The name of one entry in a shared store: the cache's prefix and the key's digest. Backends
 /// that name an entry by one string use [`StorageKey::text`] (`prefix:hex`); others compose
@@ -97,6 +98,32 @@ pub trait Storage: Send + Sync + 'static {
     fn delete(&self, key: &StorageKey<'_>) -> Result<(), BoxError>;
     /// Removes every entry of this cache (its prefix), and nothing else.
     fn clear(&self) -> Result<(), BoxError>;
+
+    /// Takes the [lease](crate::lease) of `key` before a computation of its value: where the
+    /// entry is absent, stores a marker (a miss for readers) kept for `lease_for`. The
+    /// default keeps none ([`Lease::Unguarded`]): its fills are plain writes, and a
+    /// computation that an invalidation overtook may store its older value.
+    fn lease(&self, key: &StorageKey<'_>, lease_for: Duration) -> Result<Lease, BoxError> {
+        let _ = (key, lease_for);
+        Ok(Lease::Unguarded)
+    }
+
+    /// Stores `value` under `key` if the entry is still as `lease` found it; returns whether
+    /// it did. The default writes for [`Lease::Unguarded`], and refuses otherwise.
+    fn fill(&self, key: &StorageKey<'_>, lease: &Lease, value: &[u8], ttl: Option<Duration>) -> Result<bool, BoxError> {
+        match lease {
+            Lease::Unguarded => self.set(key, value, ttl).map(|()| true),
+            Lease::HeldElsewhere | Lease::Held(_) => Ok(false),
+        }
+    }
+
+    /// Gives `lease` up when its computation stored nothing (it failed): its marker goes, so
+    /// another computation may fill the entry before the lease would have lapsed. The default
+    /// does nothing (the marker lapses by itself).
+    fn release(&self, key: &StorageKey<'_>, lease: &Lease) -> Result<(), BoxError> {
+        let _ = (key, lease);
+        Ok(())
+    }
 }
 
 /// The asynchronous side of a storage engine for one cache; the same contract as [`Storage`].
@@ -136,4 +163,32 @@ pub trait AsyncStorage: Send + Sync + 'static {
     fn delete<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), BoxError>>;
     /// Removes every entry of this cache (its prefix), and nothing else.
     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>>;
+
+    /// [`Storage::lease`], awaiting the backend.
+    fn lease<'a>(&'a self, key: &'a StorageKey<'a>, lease_for: Duration) -> BoxFuture<'a, Result<Lease, BoxError>> {
+        let _ = (key, lease_for);
+        Box::pin(async { Ok(Lease::Unguarded) })
+    }
+
+    /// [`Storage::fill`], awaiting the backend.
+    fn fill<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        lease: &'a Lease,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            match lease {
+                Lease::Unguarded => self.set(key, value, ttl).await.map(|()| true),
+                Lease::HeldElsewhere | Lease::Held(_) => Ok(false),
+            }
+        })
+    }
+
+    /// [`Storage::release`], awaiting the backend.
+    fn release<'a>(&'a self, key: &'a StorageKey<'a>, lease: &'a Lease) -> BoxFuture<'a, Result<(), BoxError>> {
+        let _ = (key, lease);
+        Box::pin(async { Ok(()) })
+    }
 }

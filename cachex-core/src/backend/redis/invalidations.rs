@@ -22,8 +22,9 @@ use std::time::Duration;
 use redis::{Client, Cmd, Pipeline, Value};
 
 use super::{cluster_seeds, open_client, Connections, RedisOptions, RedisStore, Target};
-use crate::coherence::{announced, announced_async, InvalidationListener, Invalidations};
+use crate::coherence::{announced, announced_async, filled, filled_async, InvalidationListener, Invalidations};
 use crate::error::BoxError;
+use crate::lease::Lease;
 use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 /// The invalidation channel of one Redis cache.
@@ -60,6 +61,15 @@ impl RedisInvalidations {
             .add_command(self.publish_cmd(message))
             .ignore();
         Some(pipe)
+    }
+
+    /// The fill script that also publishes `message` when it writes: one round trip, on a
+    /// standalone server and on a cluster; `None` for a lease that is not the server's.
+    fn fill_announced_cmd(&self, key: &StorageKey<'_>, lease: &Lease, value: &[u8], ttl: Option<Duration>, message: &[u8]) -> Option<Cmd> {
+        let Lease::Held(token) = lease else {
+            return None;
+        };
+        Some(RedisStore::fill_cmd(&key.text(), token, value, ttl, Some((&self.channel, message))))
     }
 
     /// The servers a subscriber may connect to: the server, or each seed node of a cluster (a
@@ -165,6 +175,38 @@ impl Invalidations for RedisInvalidations {
             match self.and_publish_pipe(RedisStore::set_cmd(&key.text(), value, ttl), message) {
                 Some(pipe) => self.conns.query_pipe_async(&pipe).await,
                 None => announced_async(storage.set(key, value, ttl).await, self.publish_async(message)).await,
+            }
+        })
+    }
+
+    fn fill_and_publish(
+        &self,
+        storage: &dyn Storage,
+        key: &StorageKey<'_>,
+        lease: &Lease,
+        value: &[u8],
+        ttl: Option<Duration>,
+        message: &[u8],
+    ) -> Result<bool, BoxError> {
+        match self.fill_announced_cmd(key, lease, value, ttl, message) {
+            Some(cmd) => Ok(self.conns.query::<i64>(&cmd)? == 1),
+            None => filled(storage.fill(key, lease, value, ttl), || self.publish(message)),
+        }
+    }
+
+    fn fill_and_publish_async<'a>(
+        &'a self,
+        storage: &'a dyn AsyncStorage,
+        key: &'a StorageKey<'a>,
+        lease: &'a Lease,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            match self.fill_announced_cmd(key, lease, value, ttl, message) {
+                Some(cmd) => Ok(self.conns.query_async::<i64>(&cmd).await? == 1),
+                None => filled_async(storage.fill(key, lease, value, ttl).await, self.publish_async(message)).await,
             }
         })
     }

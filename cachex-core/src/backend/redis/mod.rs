@@ -8,6 +8,10 @@
 //! - Blocking side: a small `r2d2` pool of blocking connections with read/write timeouts; a
 //!   connection that saw an error is discarded, so a late reply can never answer another call.
 //! - Values are the envelope's bytes under `prefix:hexkey`, with `PX` for the TTL.
+//! - A computation's lease and fill are Lua scripts on that one key (so a cluster runs each on
+//!   the key's node): the lease stores a marker where the entry is absent and answers the
+//!   SHA-1 of what the entry holds; the fill writes only while the entry still has that SHA-1
+//!   (and publishes the tier's invalidation in the same script).
 //! - `clear` runs `SCAN` with the prefix's glob metacharacters escaped and exactly 64 `?` after
 //!   it, then `UNLINK`; on a cluster, on every master.
 //! - A cache with a local tier keeps the tiers of every process coherent through pub/sub on
@@ -25,6 +29,7 @@ use invalidations::RedisInvalidations;
 
 mod invalidations;
 use crate::error::BoxError;
+use crate::lease::{marker, Lease, MARKER_LEN, MARKER_MAGIC};
 use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 /// The per-operation timeout when the configuration sets none.
@@ -408,6 +413,73 @@ impl RedisStore {
         cmd
     }
 
+    /// `EVAL script 1 key args...`: one key, so a cluster routes it to the key's node.
+    fn script_cmd(script: &str, key: &str, args: &[&[u8]]) -> Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(1).arg(key);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        cmd
+    }
+
+    /// Takes the lease of `key` (see [`crate::lease`]): a new `marker` kept for `lease_for`
+    /// where the entry is absent; the lease is the SHA-1 of the bytes the entry then holds
+    /// (computed by the server, so a stale value is not sent back), or nil when another
+    /// computation's marker is there.
+    fn lease_cmd(key: &str, marker: &[u8], lease_for: Duration) -> Cmd {
+        const LEASE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return redis.sha1hex(ARGV[1])
+end
+if string.len(v) == tonumber(ARGV[4]) and string.sub(v, 1, 4) == ARGV[3] then return false end
+return redis.sha1hex(v)";
+        let millis = (lease_for.as_millis().max(1) as u64).to_string();
+        let len = MARKER_LEN.to_string();
+        Self::script_cmd(LEASE, key, &[marker, millis.as_bytes(), MARKER_MAGIC, len.as_bytes()])
+    }
+
+    /// Writes `value` under `key` only if the entry's bytes still have the SHA-1 `lease`,
+    /// and then publishes `announce` (a channel and a message) when there is one; answers 1
+    /// when it wrote. A script may publish on a cluster too (the message reaches every node).
+    pub(super) fn fill_cmd(
+        key: &str,
+        lease: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+        announce: Option<(&str, &[u8])>,
+    ) -> Cmd {
+        const FILL: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v or redis.sha1hex(v) ~= ARGV[1] then return 0 end
+if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+if ARGV[4] then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return 1";
+        let millis = ttl
+            .filter(|t| !t.is_zero())
+            .map_or(0, |ttl| ttl.as_millis().max(1) as u64)
+            .to_string();
+        match announce {
+            Some((channel, message)) => Self::script_cmd(
+                FILL,
+                key,
+                &[lease, value, millis.as_bytes(), channel.as_bytes(), message],
+            ),
+            None => Self::script_cmd(FILL, key, &[lease, value, millis.as_bytes()]),
+        }
+    }
+
+    /// Removes the entry under `key` if it is still the marker whose SHA-1 is `lease`.
+    fn release_cmd(key: &str, lease: &[u8]) -> Cmd {
+        const RELEASE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 4) == ARGV[2] and redis.sha1hex(v) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0";
+        Self::script_cmd(RELEASE, key, &[lease, MARKER_MAGIC])
+    }
+
     fn slots_cmd() -> Cmd {
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("SLOTS");
@@ -503,6 +575,27 @@ impl Storage for RedisStore {
     fn clear(&self) -> Result<(), BoxError> {
         self.clear_blocking()
     }
+    fn lease(&self, key: &StorageKey<'_>, lease_for: Duration) -> Result<Lease, BoxError> {
+        let cmd = Self::lease_cmd(&key.text(), &marker(lease_for), lease_for);
+        Ok(leased(self.conns.query(&cmd)?))
+    }
+    fn fill(&self, key: &StorageKey<'_>, lease: &Lease, value: &[u8], ttl: Option<Duration>) -> Result<bool, BoxError> {
+        let Lease::Held(token) = lease else {
+            return Ok(false);
+        };
+        Ok(self.conns.query::<i64>(&Self::fill_cmd(&key.text(), token, value, ttl, None))? == 1)
+    }
+    fn release(&self, key: &StorageKey<'_>, lease: &Lease) -> Result<(), BoxError> {
+        match lease {
+            Lease::Held(token) => self.conns.query(&Self::release_cmd(&key.text(), token)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The lease the lease script answered: the SHA-1 it computed, or nil for another's marker.
+fn leased(answer: Option<Vec<u8>>) -> Lease {
+    answer.map_or(Lease::HeldElsewhere, Lease::Held)
 }
 
 impl AsyncStorage for RedisStore {
@@ -525,6 +618,33 @@ impl AsyncStorage for RedisStore {
     }
     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(self.clear_async())
+    }
+    fn lease<'a>(&'a self, key: &'a StorageKey<'a>, lease_for: Duration) -> BoxFuture<'a, Result<Lease, BoxError>> {
+        let cmd = Self::lease_cmd(&key.text(), &marker(lease_for), lease_for);
+        Box::pin(async move { Ok(leased(self.conns.query_async(&cmd).await?)) })
+    }
+    fn fill<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        lease: &'a Lease,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            let Lease::Held(token) = lease else {
+                return Ok(false);
+            };
+            let cmd = Self::fill_cmd(&key.text(), token, value, ttl, None);
+            Ok(self.conns.query_async::<i64>(&cmd).await? == 1)
+        })
+    }
+    fn release<'a>(&'a self, key: &'a StorageKey<'a>, lease: &'a Lease) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            match lease {
+                Lease::Held(token) => self.conns.query_async(&Self::release_cmd(&key.text(), token)).await,
+                _ => Ok(()),
+            }
+        })
     }
 }
 
