@@ -25,6 +25,12 @@
 //! writes, not on every one. A sweep removes a file only if it is still the file it examined
 //! (the path is renamed aside, checked, and a newer file that another process renamed into
 //! place in between is put back), so it never deletes a fresh write.
+//!
+//! Every change of an entry (a write, a removal, a computation's lease and fill) runs under
+//! the entry's lock file, `<entry>.lock`, created with `create_new` and removed after the
+//! change (a few system calls); a lock file older than five seconds is a crashed process's and
+//! is taken over. A lease stores a marker where the entry is absent (or expired) and names
+//! what the entry holds by its BLAKE3 digest; a fill writes only while the entry still has it.
 
 use std::fs;
 use std::io::{self, Write};
@@ -35,9 +41,16 @@ use std::time::{Duration, SystemTime};
 
 use crate::envelope::{header_expiry, now_millis, HEADER_LEN};
 use crate::error::BoxError;
+use crate::lease::{self, Lease};
 use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 const TEMP_PREFIX: &str = ".tmp-";
+/// What an entry's lock file adds to the entry's name.
+const LOCK_SUFFIX: &str = ".lock";
+/// How long a change waits for an entry's lock before it fails.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// A lock file this old is a crashed process's (a change holds it for a file write).
+const STALE_LOCK: Duration = Duration::from_secs(5);
 /// Separates a temporary file's prefix from its random part; never in an encoded name.
 const TEMP_SEPARATOR: char = '~';
 /// The largest entry a file cache reads (a larger file at an entry's path is a miss).
@@ -177,6 +190,22 @@ fn io_error(action: &str, path: &Path, error: io::Error) -> BoxError {
     format!("cannot {action} {}: {error}", path.display()).into()
 }
 
+/// An entry's lock, held while it is changed; the lock file goes when this drops.
+struct EntryLock(PathBuf);
+
+impl Drop for EntryLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Whether the file at `path` was last modified longer ago than `age`.
+fn older_than(path: &Path, age: Duration) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|modified| SystemTime::now().duration_since(modified).unwrap_or_default() > age)
+}
+
 impl FileStore {
     /// A store in `dir` for the cache whose prefix is `prefix`. The directory is created now
     /// if possible, else at the first write (whose error then names the path).
@@ -231,6 +260,11 @@ impl FileStore {
     fn is_own(&self, name: &str) -> bool {
         name.strip_prefix(&self.0.stem)
             .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    /// Whether a directory entry is the lock file of one of this cache's entries.
+    fn is_own_lock(&self, name: &str) -> bool {
+        name.strip_suffix(LOCK_SUFFIX).is_some_and(|entry| self.is_own(entry))
     }
 
     /// Whether a directory entry is one of this cache's temporary files.
@@ -304,8 +338,113 @@ impl FileStore {
         Ok(temp)
     }
 
+    /// Takes the lock of the entry at `path`: waits while another change holds it (at most
+    /// [`LOCK_WAIT`]), and takes over a lock file a crashed process left.
+    fn lock(&self, path: &Path) -> Result<EntryLock, BoxError> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(LOCK_SUFFIX);
+        let lock = PathBuf::from(name);
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_micros(50);
+        loop {
+            match fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+                Ok(_) => return Ok(EntryLock(lock)),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    create_dir(&self.0.dir).map_err(|e| io_error("create the directory", &self.0.dir, e))?;
+                }
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                    if older_than(&lock, STALE_LOCK) {
+                        let _ = fs::remove_file(&lock);
+                        continue;
+                    }
+                    if started.elapsed() > LOCK_WAIT {
+                        return Err(format!("{} is held by another change for over {LOCK_WAIT:?}", lock.display()).into());
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+                Err(error) => return Err(io_error("create the lock file", &lock, error)),
+            }
+        }
+    }
+
+    /// Writes `value` as the entry `key` under its lock; sweeps after the lock is gone.
     fn write(&self, key: &str, value: &[u8]) -> Result<(), BoxError> {
         let path = self.path(key);
+        {
+            let _lock = self.lock(&path)?;
+            self.write_file(&path, value)?;
+        }
+        self.written(value.len() as u64)
+    }
+
+    /// The digest that names what the entry at `path` holds in a lease; `None` for nothing
+    /// there (or an expired entry, or a lapsed marker), `Some(None)` for a live marker.
+    #[allow(clippy::option_option)]
+    fn held(&self, path: &Path) -> Result<Option<Option<Vec<u8>>>, BoxError> {
+        match self.read_entry(path) {
+            Ok(Some(bytes)) if !expired(&bytes, now_millis()) => {
+                Ok(Some((!lease::is_marker(&bytes)).then(|| blake3::hash(&bytes).as_bytes().to_vec())))
+            }
+            Ok(_) => Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error("read", path, error)),
+        }
+    }
+
+    /// Takes the lease of the entry `key` (see [`crate::lease`]).
+    fn take_lease(&self, key: &str, lease_for: Duration) -> Result<Lease, BoxError> {
+        let path = self.path(key);
+        let lease = {
+            let _lock = self.lock(&path)?;
+            match self.held(&path)? {
+                Some(Some(digest)) => return Ok(Lease::Held(digest)),
+                Some(None) => return Ok(Lease::HeldElsewhere),
+                None => {
+                    let marker = lease::marker(lease_for);
+                    self.write_file(&path, &marker)?;
+                    Lease::Held(blake3::hash(&marker).as_bytes().to_vec())
+                }
+            }
+        };
+        self.written(lease::MARKER_LEN as u64)?;
+        Ok(lease)
+    }
+
+    /// Writes `value` as the entry `key` if it still holds what `lease` names.
+    fn fill_leased(&self, key: &str, lease: &Lease, value: &[u8]) -> Result<bool, BoxError> {
+        let Lease::Held(digest) = lease else {
+            return Ok(false);
+        };
+        let path = self.path(key);
+        {
+            let _lock = self.lock(&path)?;
+            let current = self.read_entry(&path).ok().flatten();
+            if current.is_none_or(|bytes| blake3::hash(&bytes).as_bytes()[..] != digest[..]) {
+                return Ok(false);
+            }
+            self.write_file(&path, value)?;
+        }
+        self.written(value.len() as u64)?;
+        Ok(true)
+    }
+
+    /// Removes the entry `key` if it is still the marker `lease` names.
+    fn release_leased(&self, key: &str, lease: &Lease) -> Result<(), BoxError> {
+        let Lease::Held(digest) = lease else {
+            return Ok(());
+        };
+        let path = self.path(key);
+        let _lock = self.lock(&path)?;
+        let current = self.read_entry(&path).ok().flatten();
+        if current.is_some_and(|bytes| lease::is_marker(&bytes) && blake3::hash(&bytes).as_bytes()[..] == digest[..]) {
+            self.remove_file(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `value` at `path` (a temporary file renamed into place), its lock held.
+    fn write_file(&self, path: &Path, value: &[u8]) -> Result<(), BoxError> {
         let mut temp = match self.temp_file() {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 create_dir(&self.0.dir).map_err(|e| io_error("create the directory", &self.0.dir, e))?;
@@ -317,9 +456,8 @@ impl FileStore {
         temp.write_all(value).map_err(|e| io_error("write", temp.path(), e))?;
         // `rename` replaces whatever is at `path` (a planted symlink included), never writing
         // through it; on failure the temporary file is removed when `temp` drops.
-        temp.persist(&path)
-            .map_err(|e| io_error("rename into", &path, e.error))?;
-        self.written(value.len() as u64)
+        temp.persist(path).map_err(|e| io_error("rename into", path, e.error))?;
+        Ok(())
     }
 
     /// Counts a write, and sweeps when it is time: every [`FileStore::sweep_after`] writes,
@@ -422,8 +560,13 @@ impl FileStore {
 
     fn remove(&self, key: &str) -> Result<(), BoxError> {
         let path = self.path(key);
-        match fs::remove_file(&path) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &path, error)),
+        let _lock = self.lock(&path)?;
+        self.remove_file(&path)
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<(), BoxError> {
+        match fs::remove_file(path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(io_error("remove", path, error)),
             _ => Ok(()),
         }
     }
@@ -447,13 +590,12 @@ impl FileStore {
                         .and_then(|m| m.modified())
                         .is_ok_and(|modified| now.duration_since(modified).unwrap_or_default() > STALE_TEMP)
             };
-            if self.is_own(name) || stale_temp() {
-                match fs::remove_file(entry.path()) {
-                    Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                        return Err(io_error("remove", &entry.path(), error))
-                    }
-                    _ => {}
-                }
+            if self.is_own(name) {
+                // Under its lock, as every change: a fill checking the entry sees it go.
+                let _lock = self.lock(&entry.path())?;
+                self.remove_file(&entry.path())?;
+            } else if stale_temp() || (self.is_own_lock(name) && older_than(&entry.path(), STALE_LOCK)) {
+                self.remove_file(&entry.path())?;
             }
         }
         self.0.estimate.store(0, Ordering::Relaxed);
@@ -491,6 +633,15 @@ impl Storage for FileStore {
     fn clear(&self) -> Result<(), BoxError> {
         self.remove_all()
     }
+    fn lease(&self, key: &StorageKey<'_>, lease_for: Duration) -> Result<Lease, BoxError> {
+        self.take_lease(&key.text(), lease_for)
+    }
+    fn fill(&self, key: &StorageKey<'_>, lease: &Lease, value: &[u8], _ttl: Option<Duration>) -> Result<bool, BoxError> {
+        self.fill_leased(&key.text(), lease, value)
+    }
+    fn release(&self, key: &StorageKey<'_>, lease: &Lease) -> Result<(), BoxError> {
+        self.release_leased(&key.text(), lease)
+    }
 }
 
 impl AsyncStorage for FileStore {
@@ -514,21 +665,42 @@ impl AsyncStorage for FileStore {
     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(self.off_runtime(|store| store.remove_all()))
     }
+    fn lease<'a>(&'a self, key: &'a StorageKey<'a>, lease_for: Duration) -> BoxFuture<'a, Result<Lease, BoxError>> {
+        let key = key.text();
+        Box::pin(self.off_runtime(move |store| store.take_lease(&key, lease_for)))
+    }
+    fn fill<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        lease: &'a Lease,
+        value: &'a [u8],
+        _ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        let (key, lease, value) = (key.text(), lease.clone(), value.to_vec());
+        Box::pin(self.off_runtime(move |store| store.fill_leased(&key, &lease, &value)))
+    }
+    fn release<'a>(&'a self, key: &'a StorageKey<'a>, lease: &'a Lease) -> BoxFuture<'a, Result<(), BoxError>> {
+        let (key, lease) = (key.text(), lease.clone());
+        Box::pin(self.off_runtime(move |store| store.release_leased(&key, &lease)))
+    }
 }
 
-/// Whether an envelope (or its header) says its entry is stored no longer at `now_ms`.
+/// Whether an envelope (or its header) says its entry is stored no longer at `now_ms`, or
+/// the bytes are a lease's marker that has lapsed.
 fn expired(bytes: &[u8], now_ms: u64) -> bool {
-    header_expiry(bytes).is_some_and(|at| at != 0 && at <= now_ms)
+    header_expiry(bytes)
+        .or_else(|| lease::marker_until(bytes))
+        .is_some_and(|at| at != 0 && at <= now_ms)
 }
 
 /// Whether the entry file at `path` has expired at `now_ms`, by its header (a file that does
 /// not read is left alone).
 fn expired_file(path: &Path, now_ms: u64) -> bool {
     use std::io::Read;
-    let mut header = [0u8; HEADER_LEN];
+    let mut header = Vec::with_capacity(HEADER_LEN);
     fs::File::open(path)
-        .and_then(|mut file| file.read_exact(&mut header))
-        .is_ok_and(|()| expired(&header, now_ms))
+        .and_then(|file| file.take(HEADER_LEN as u64).read_to_end(&mut header))
+        .is_ok_and(|_| expired(&header, now_ms))
 }
 
 /// The file backend: one file per entry under `path`, bounded by `max_bytes`.

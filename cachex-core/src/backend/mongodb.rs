@@ -3,6 +3,11 @@
 //! 0`) and an `expires_at > now` filter on every read (mongod's TTL monitor only runs every
 //! 60 s). Writes are `replace_one` upserts that also refresh the expiry.
 //!
+//! A computation's lease is a marker document upserted only where the entry is absent or
+//! expired (a live one makes the upsert a duplicate `_id`, and the lease names what is there);
+//! its fill is a `replace_one` filtered on the exact bytes the lease names, so a removal, a
+//! clear or another write in between leaves it matching nothing.
+//!
 //! The client is created outside any caller's runtime, so its background tasks run on the
 //! driver's own runtime and outlive the runtime of whichever task used them first. The
 //! blocking side runs each operation on a small runtime of cachex's own (one worker thread)
@@ -19,6 +24,7 @@ use mongodb::IndexModel;
 
 use crate::envelope::now_millis;
 use crate::error::BoxError;
+use crate::lease::{self, Lease};
 use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 /// The per-operation timeout when the configuration sets none.
@@ -284,6 +290,63 @@ impl MongoStore {
     }
 }
 
+/// Whether `error` is a duplicate `_id` (E11000): an upsert met a live document.
+fn duplicate_key(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match &*error.kind {
+        ErrorKind::Write(WriteFailure::WriteError(failure)) => failure.code == 11000,
+        ErrorKind::Command(failure) => failure.code == 11000,
+        _ => false,
+    }
+}
+
+/// The filter of the document `key` while it holds exactly `bytes`.
+fn holding(key: &str, bytes: &[u8]) -> Document {
+    doc! { "_id": key, "value": Binary { subtype: BinarySubtype::Generic, bytes: bytes.to_vec() } }
+}
+
+/// Takes the lease of `key` (see [`crate::lease`]): `marker` (in `document`) where the entry is
+/// absent or expired; else what a live entry holds.
+async fn take_lease(
+    collection: mongodb::Collection<Document>,
+    key: String,
+    marker: Vec<u8>,
+    document: Document,
+) -> mongodb::error::Result<Lease> {
+    let absent = doc! { "_id": &key, "expires_at": { "$lte": DateTime::from_millis(now_millis() as i64) } };
+    match collection.replace_one(absent, document).upsert(true).await {
+        Ok(_) => return Ok(Lease::Held(marker)),
+        Err(error) if duplicate_key(&error) => {}
+        Err(error) => return Err(error),
+    }
+    // A live entry: a value (the fill replaces exactly it), or another computation's marker.
+    let found = collection.find_one(MongoStore::live(&key)).await?;
+    Ok(match MongoStore::value(found) {
+        Some(bytes) if !lease::is_marker(&bytes) => Lease::Held(bytes),
+        // Another's marker; or the entry went in between, and the next miss leases it.
+        _ => Lease::HeldElsewhere,
+    })
+}
+
+/// Writes `document` for `key` if the entry still holds `expected`.
+async fn fill_leased(
+    collection: mongodb::Collection<Document>,
+    key: String,
+    expected: Vec<u8>,
+    document: Document,
+) -> mongodb::error::Result<bool> {
+    Ok(collection.replace_one(holding(&key, &expected), document).await?.matched_count == 1)
+}
+
+impl MongoStore {
+    /// The marker document of a lease of `key` for `lease_for`, and the marker.
+    fn marker_document(&self, key: &str, lease_for: Duration) -> Result<(Vec<u8>, Document), BoxError> {
+        let marker = lease::marker(lease_for);
+        let document = self.document(key, &marker, Some(lease_for))?;
+        Ok((marker, document))
+    }
+}
+
 impl Storage for MongoStore {
     fn get(&self, key: &StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError> {
         let key = &key.text();
@@ -313,6 +376,36 @@ impl Storage for MongoStore {
     fn clear(&self) -> Result<(), BoxError> {
         let (collection, own) = (self.collection(), self.own());
         bounded(self.options.timeout, async move { collection.delete_many(own).await })?;
+        Ok(())
+    }
+
+    fn lease(&self, key: &StorageKey<'_>, lease_for: Duration) -> Result<Lease, BoxError> {
+        let key = key.text();
+        let (marker, document) = self.marker_document(&key, lease_for)?;
+        self.ensure_index()?;
+        bounded(self.options.timeout, take_lease(self.collection(), key, marker, document))
+    }
+
+    fn fill(&self, key: &StorageKey<'_>, lease: &Lease, value: &[u8], ttl: Option<Duration>) -> Result<bool, BoxError> {
+        let Lease::Held(expected) = lease else {
+            return Ok(false);
+        };
+        let key = key.text();
+        let document = self.document(&key, value, ttl)?;
+        bounded(
+            self.options.timeout,
+            fill_leased(self.collection(), key, expected.clone(), document),
+        )
+    }
+
+    fn release(&self, key: &StorageKey<'_>, lease: &Lease) -> Result<(), BoxError> {
+        let Lease::Held(marker) = lease else {
+            return Ok(());
+        };
+        let (collection, filter) = (self.collection(), holding(&key.text(), marker));
+        if lease::is_marker(marker) {
+            bounded(self.options.timeout, async move { collection.delete_one(filter).await })?;
+        }
         Ok(())
     }
 }
@@ -355,6 +448,45 @@ impl AsyncStorage for MongoStore {
     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(async move {
             self.timed(self.collection().delete_many(self.own())).await?;
+            Ok(())
+        })
+    }
+
+    fn lease<'a>(&'a self, key: &'a StorageKey<'a>, lease_for: Duration) -> BoxFuture<'a, Result<Lease, BoxError>> {
+        let key = key.text();
+        Box::pin(async move {
+            let (marker, document) = self.marker_document(&key, lease_for)?;
+            self.ensure_index_async().await?;
+            self.timed(take_lease(self.collection(), key, marker, document)).await
+        })
+    }
+
+    fn fill<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        lease: &'a Lease,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        let key = key.text();
+        Box::pin(async move {
+            let Lease::Held(expected) = lease else {
+                return Ok(false);
+            };
+            let document = self.document(&key, value, ttl)?;
+            self.timed(fill_leased(self.collection(), key, expected.clone(), document))
+                .await
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a StorageKey<'a>, lease: &'a Lease) -> BoxFuture<'a, Result<(), BoxError>> {
+        let key = key.text();
+        Box::pin(async move {
+            if let Lease::Held(marker) = lease {
+                if lease::is_marker(marker) {
+                    self.timed(self.collection().delete_one(holding(&key, marker))).await?;
+                }
+            }
             Ok(())
         })
     }

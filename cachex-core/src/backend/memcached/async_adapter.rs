@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use async_memcached::{AsciiProtocol, Client, Error, Status};
+use async_memcached::{AsciiProtocol, Client, Error, MetaProtocol, Status};
 use deadpool::managed::{self, Metrics, Object, Pool, RecycleError, RecycleResult};
 
 use super::AsyncMemcachedClient;
@@ -150,6 +150,31 @@ impl AsyncMemcachedClient for AsyncMemcachedAdapter {
             match command!(self, |c| c.increment(key, delta)) {
                 Ok(value) => Ok(Some(value)),
                 Err(Error::Protocol(Status::NotFound)) => Ok(None),
+                Err(error) => Err(protocol(error)),
+            }
+        })
+    }
+
+    fn supports_cas(&self) -> bool {
+        true
+    }
+
+    /// `mg <key> v c`: the value and its CAS unique (meta protocol).
+    fn gets<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, BoxError>> {
+        Box::pin(async move {
+            let found = command!(self, |c| c.meta_get(key, false, None, Some(&["v", "c"]))).map_err(protocol)?;
+            Ok(found.and_then(|value| Some((value.data?, value.cas?))))
+        })
+    }
+
+    /// `ms <key> <len> C<cas> T<exptime>`: stored only while the CAS unique is `cas`.
+    fn cas<'a>(&'a self, key: &'a str, value: &'a [u8], exptime: u32, cas: u64) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            let (compare, ttl) = (format!("C{cas}"), format!("T{exptime}"));
+            let flags = [compare.as_str(), ttl.as_str()];
+            match command!(self, |c| c.meta_set(key, value, false, None, Some(&flags))) {
+                Ok(_) => Ok(true),
+                Err(Error::Protocol(Status::Exists | Status::NotFound | Status::NotStored)) => Ok(false),
                 Err(error) => Err(protocol(error)),
             }
         })

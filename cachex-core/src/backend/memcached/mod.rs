@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::SettingProblem;
 use crate::envelope::now_millis;
 use crate::error::BoxError;
+use crate::lease::{self, Lease};
 use crate::storage::{AsyncStorage, BoxFuture, Storage, StorageKey};
 
 #[cfg(feature = "async-memcached")]
@@ -92,7 +93,29 @@ pub trait MemcachedClient: Send + Sync + 'static {
     fn delete(&self, key: &str) -> Result<(), BoxError>;
     /// Adds `delta` to the decimal number under `key` (`incr`); `None` when the key is absent.
     fn increment(&self, key: &str, delta: u64) -> Result<Option<u64>, BoxError>;
+
+    /// Whether this client implements [`gets`](Self::gets) and [`cas`](Self::cas). Without
+    /// them (the default, so clients written before them still compile) the backend keeps no
+    /// [leases](crate::lease): a computation that an invalidation overtook may store its older
+    /// value.
+    fn supports_cas(&self) -> bool {
+        false
+    }
+    /// The value under `key` with its CAS unique (`gets`).
+    fn gets(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, BoxError> {
+        let _ = key;
+        Err(NO_CAS.into())
+    }
+    /// Stores `value` under `key` if its CAS unique is still `cas` (`cas`); whether it stored
+    /// (`false` also when the key is gone).
+    fn cas(&self, key: &str, value: &[u8], exptime: u32, cas: u64) -> Result<bool, BoxError> {
+        let _ = (key, value, exptime, cas);
+        Err(NO_CAS.into())
+    }
 }
+
+/// What the default `gets` and `cas` of a client answer.
+const NO_CAS: &str = "this memcached client does not implement gets and cas";
 
 /// The async counterpart of [`MemcachedClient`], with the same contract.
 pub trait AsyncMemcachedClient: Send + Sync + 'static {
@@ -106,6 +129,21 @@ pub trait AsyncMemcachedClient: Send + Sync + 'static {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BoxError>>;
     /// Adds `delta` to the decimal number under `key` (`incr`); `None` when the key is absent.
     fn increment<'a>(&'a self, key: &'a str, delta: u64) -> BoxFuture<'a, Result<Option<u64>, BoxError>>;
+
+    /// [`MemcachedClient::supports_cas`].
+    fn supports_cas(&self) -> bool {
+        false
+    }
+    /// [`MemcachedClient::gets`].
+    fn gets<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, BoxError>> {
+        let _ = key;
+        Box::pin(async { Err(NO_CAS.into()) })
+    }
+    /// [`MemcachedClient::cas`].
+    fn cas<'a>(&'a self, key: &'a str, value: &'a [u8], exptime: u32, cas: u64) -> BoxFuture<'a, Result<bool, BoxError>> {
+        let _ = (key, value, exptime, cas);
+        Box::pin(async { Err(NO_CAS.into()) })
+    }
 }
 
 /// The clients registered in code, by cache name.
@@ -365,6 +403,72 @@ impl MemcachedStore {
     }
 }
 
+/// A memcached lease's bytes: the generation of the namespace it was taken in (the fill writes
+/// there, whatever a clear did since), then either the marker it added or the CAS unique of
+/// the value it found.
+enum Token<'a> {
+    Marker(u64, &'a [u8]),
+    Unique(u64, u64),
+}
+
+impl Token<'_> {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + lease::MARKER_LEN);
+        match self {
+            Token::Marker(generation, marker) => {
+                out.extend_from_slice(&generation.to_le_bytes());
+                out.push(b'm');
+                out.extend_from_slice(marker);
+            }
+            Token::Unique(generation, cas) => {
+                out.extend_from_slice(&generation.to_le_bytes());
+                out.push(b'c');
+                out.extend_from_slice(&cas.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Token<'_>> {
+        let generation = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+        match (bytes.get(8)?, &bytes[9..]) {
+            (b'm', marker) => Some(Token::Marker(generation, marker)),
+            (b'c', cas) => Some(Token::Unique(generation, u64::from_le_bytes(cas.try_into().ok()?))),
+            _ => None,
+        }
+    }
+}
+
+/// The lease a `gets` after a failed `add` gives: another's marker, or the value's unique.
+fn found_lease(generation: u64, found: Option<(Vec<u8>, u64)>) -> Lease {
+    match found {
+        Some((bytes, cas)) if !lease::is_marker(&bytes) => Lease::Held(Token::Unique(generation, cas).encode()),
+        // Another computation's marker; or the entry went in between, and the next miss leases it.
+        _ => Lease::HeldElsewhere,
+    }
+}
+
+/// What a fill under a lease compares: the marker it added (its CAS unique is read first), or
+/// the CAS unique of the value it found.
+enum Expected {
+    Marker(Vec<u8>),
+    Unique(u64),
+}
+
+impl MemcachedStore {
+    /// The key a fill under `lease` writes (in the lease's generation) and what it expects
+    /// there; `None`: it does not write.
+    fn fill_target(&self, key: &StorageKey<'_>, lease: &Lease) -> Option<(String, Expected)> {
+        let Lease::Held(bytes) = lease else {
+            return None;
+        };
+        Some(match Token::decode(bytes)? {
+            Token::Marker(generation, marker) => (self.namespaced(key, generation), Expected::Marker(marker.to_vec())),
+            Token::Unique(generation, cas) => (self.namespaced(key, generation), Expected::Unique(cas)),
+        })
+    }
+}
+
 impl Storage for MemcachedStore {
     fn get(&self, key: &StorageKey<'_>) -> Result<Option<Vec<u8>>, BoxError> {
         let generation = self.current_generation()?;
@@ -388,6 +492,37 @@ impl Storage for MemcachedStore {
             *self.generation.current.write().unwrap_or_else(PoisonError::into_inner) = None;
         }
         Ok(())
+    }
+    fn lease(&self, key: &StorageKey<'_>, lease_for: Duration) -> Result<Lease, BoxError> {
+        let client = self.blocking()?;
+        if !client.supports_cas() {
+            return Ok(Lease::Unguarded);
+        }
+        let generation = self.current_generation()?;
+        let name = self.namespaced(key, generation);
+        let marker = lease::marker(lease_for);
+        if client.add(&name, &marker, exptime(Some(lease_for)))? {
+            return Ok(Lease::Held(Token::Marker(generation, &marker).encode()));
+        }
+        Ok(found_lease(generation, client.gets(&name)?))
+    }
+    fn fill(&self, key: &StorageKey<'_>, lease: &Lease, value: &[u8], ttl: Option<Duration>) -> Result<bool, BoxError> {
+        if matches!(lease, Lease::Unguarded) {
+            return Storage::set(self, key, value, ttl).map(|()| true);
+        }
+        self.check_size(value)?;
+        let client = self.blocking()?;
+        let Some((name, expected)) = self.fill_target(key, lease) else {
+            return Ok(false);
+        };
+        let cas = match expected {
+            Expected::Unique(cas) => cas,
+            Expected::Marker(marker) => match client.gets(&name)? {
+                Some((bytes, cas)) if bytes == marker => cas,
+                _ => return Ok(false),
+            },
+        };
+        client.cas(&name, value, exptime(ttl), cas)
     }
 }
 
@@ -428,6 +563,47 @@ impl AsyncStorage for MemcachedStore {
                 *self.generation.current.write().unwrap_or_else(PoisonError::into_inner) = None;
             }
             Ok(())
+        })
+    }
+    fn lease<'a>(&'a self, key: &'a StorageKey<'a>, lease_for: Duration) -> BoxFuture<'a, Result<Lease, BoxError>> {
+        Box::pin(async move {
+            let client = self.nonblocking()?;
+            if !client.supports_cas() {
+                return Ok(Lease::Unguarded);
+            }
+            let generation = self.current_generation_async().await?;
+            let name = self.namespaced(key, generation);
+            let marker = lease::marker(lease_for);
+            if client.add(&name, &marker, exptime(Some(lease_for))).await? {
+                return Ok(Lease::Held(Token::Marker(generation, &marker).encode()));
+            }
+            Ok(found_lease(generation, client.gets(&name).await?))
+        })
+    }
+    fn fill<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        lease: &'a Lease,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            if matches!(lease, Lease::Unguarded) {
+                return AsyncStorage::set(self, key, value, ttl).await.map(|()| true);
+            }
+            self.check_size(value)?;
+            let client = self.nonblocking()?;
+            let Some((name, expected)) = self.fill_target(key, lease) else {
+                return Ok(false);
+            };
+            let cas = match expected {
+                Expected::Unique(cas) => cas,
+                Expected::Marker(marker) => match client.gets(&name).await? {
+                    Some((bytes, cas)) if bytes == marker => cas,
+                    _ => return Ok(false),
+                },
+            };
+            client.cas(&name, value, exptime(ttl), cas).await
         })
     }
 }

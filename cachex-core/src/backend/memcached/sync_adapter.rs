@@ -74,4 +74,23 @@ impl MemcachedClient for MemcacheAdapter {
             Err(error) => Err(error.into()),
         }
     }
+
+    fn supports_cas(&self) -> bool {
+        true
+    }
+
+    fn gets(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, BoxError> {
+        let mut found = self.0.gets::<(Vec<u8>, u32, Option<u64>)>(&[key])?;
+        Ok(found
+            .remove(key)
+            .and_then(|(value, _flags, cas)| Some((value, cas?))))
+    }
+
+    fn cas(&self, key: &str, value: &[u8], exptime: u32, cas: u64) -> Result<bool, BoxError> {
+        match self.0.cas(key, value, exptime, cas) {
+            Ok(stored) => Ok(stored),
+            Err(MemcacheError::CommandError(CommandError::KeyNotFound | CommandError::KeyExists)) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
 }
