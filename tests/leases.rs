@@ -5,7 +5,12 @@
 //! is let go, returns the 1 it read, and stores nothing: afterwards both read 2. On Redis
 //! (standalone, cluster, with a local tier), memcached, MongoDB and the file backend, blocking
 //! and async; and within one process on the memory backend.
-#![cfg(all(feature = "redis", feature = "mongodb", feature = "memcache", feature = "async-memcached"))]
+#![cfg(all(
+    feature = "redis",
+    feature = "mongodb",
+    feature = "memcache",
+    feature = "async-memcached"
+))]
 
 mod support;
 
@@ -101,7 +106,10 @@ fn init(places: &Places) {
             )
             .cache("ls_memcached", memcached)
             .cache("ls_mongodb", mongodb)
-            .cache("ls_file", CacheConfig::file(&places.files).ttl(Duration::from_secs(600)))
+            .cache(
+                "ls_file",
+                CacheConfig::file(&places.files).ttl(Duration::from_secs(600)),
+            )
             .cache("ls_memory", CacheConfig::memory()),
     )
     .unwrap();
@@ -181,7 +189,12 @@ versioned! {
 
 /// Calls `function` (by name) on `key`, on a runtime for the async ones.
 fn call(function: &str, key: u32) -> u64 {
-    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     match function {
         "redis_blocking" => redis_blocking(key),
         "cluster_blocking" => cluster_blocking(key),
@@ -203,7 +216,12 @@ fn call(function: &str, key: u32) -> u64 {
 
 /// Removes `function`'s entry for `key` (its `_invalidate` companion).
 fn invalidate(function: &str, key: u32) {
-    let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     match function {
         "redis_blocking" => redis_blocking_invalidate(key),
         "cluster_blocking" => cluster_blocking_invalidate(key),
@@ -353,7 +371,9 @@ fn an_overtaken_fill_never_lands(test: &str, function: &str, change: Change) {
     let key = 7;
     begin(function, key);
     let mut peer = Peer::spawn(test, function, key);
-    wait_until("the peer to read version 1", PATIENCE, || gate_path(function, key, "read").exists());
+    wait_until("the peer to read version 1", PATIENCE, || {
+        gate_path(function, key, "read").exists()
+    });
 
     // The database changes, and the writer invalidates, while the peer still computes.
     write_truth(function, key, 2);
@@ -364,7 +384,11 @@ fn an_overtaken_fill_never_lands(test: &str, function: &str, change: Change) {
     std::fs::remove_file(gate_path(function, key, "gate")).unwrap();
     std::fs::write(gate_path(function, key, "go"), "").unwrap();
 
-    assert_eq!(peer.answer(), "1 1", "the peer returns what it read, and its fill is refused");
+    assert_eq!(
+        peer.answer(),
+        "1 1",
+        "the peer returns what it read, and its fill is refused"
+    );
     let before = COMPUTED.get(&format!("{function}:{key}"));
     assert_eq!(call(function, key), 2, "version 1 must not have been stored");
     assert_eq!(COMPUTED.get(&format!("{function}:{key}")), before + 1, "computed here");
@@ -413,19 +437,33 @@ fn a_miss_while_another_process_holds_the_lease_computes_without_storing() {
     let (function, key) = ("redis_blocking", 11);
     begin(function, key);
     let mut peer = Peer::spawn(test, function, key);
-    wait_until("the peer to read version 1", PATIENCE, || gate_path(function, key, "read").exists());
+    wait_until("the peer to read version 1", PATIENCE, || {
+        gate_path(function, key, "read").exists()
+    });
     std::fs::remove_file(gate_path(function, key, "gate")).unwrap();
 
     let stores = cache_of(function).stats().stores;
     assert_eq!(call(function, key), 1);
-    assert_eq!(COMPUTED.get(&format!("{function}:{key}")), 1, "computed here: a marker is a miss");
-    assert_eq!(cache_of(function).stats().stores, stores, "but not stored: the peer holds the lease");
+    assert_eq!(
+        COMPUTED.get(&format!("{function}:{key}")),
+        1,
+        "computed here: a marker is a miss"
+    );
+    assert_eq!(
+        cache_of(function).stats().stores,
+        stores,
+        "but not stored: the peer holds the lease"
+    );
     assert_eq!(cache_of(function).stats().fills_refused, 0, "no change overtook it");
 
     std::fs::write(gate_path(function, key, "go"), "").unwrap();
     assert_eq!(peer.answer(), "1 0", "the peer's fill lands");
     assert_eq!(call(function, key), 1);
-    assert_eq!(COMPUTED.get(&format!("{function}:{key}")), 1, "the peer's value, read here");
+    assert_eq!(
+        COMPUTED.get(&format!("{function}:{key}")),
+        1,
+        "the peer's value, read here"
+    );
 }
 
 /// The memory backend within one process: a thread computes, another invalidates meanwhile.
@@ -433,7 +471,9 @@ fn an_overtaken_fill_never_lands_in_process(function: &'static str, change: Chan
     let key = 3;
     begin(function, key);
     let computing = std::thread::spawn(move || call(function, key));
-    wait_until("the thread to read version 1", PATIENCE, || gate_path(function, key, "read").exists());
+    wait_until("the thread to read version 1", PATIENCE, || {
+        gate_path(function, key, "read").exists()
+    });
     write_truth(function, key, 2);
     match change {
         Change::Invalidate => invalidate(function, key),

@@ -899,7 +899,9 @@ impl Cache {
                 Ok(Filled::Landed)
             }
             Ok(false) => Ok(Filled::Overtaken),
-            Err(error) => self.after_write(key, digest, value, expiry, None, Err(error)).map(|()| Filled::Overtaken),
+            Err(error) => self
+                .after_write(key, digest, value, expiry, None, Err(error))
+                .map(|()| Filled::Overtaken),
         }
     }
 
@@ -927,7 +929,12 @@ impl Cache {
 
     /// Stores a computed value under its lease, blocking on the backend: only if nothing
     /// changed the entry since the computation began.
-    pub(crate) fn fill<V: CacheValue>(&self, key: &CallKey<'_>, mut leased: Leased, value: &V) -> Result<Filled, Error> {
+    pub(crate) fn fill<V: CacheValue>(
+        &self,
+        key: &CallKey<'_>,
+        mut leased: Leased,
+        value: &V,
+    ) -> Result<Filled, Error> {
         let filled = match &self.backend {
             Backend::Memory(store) => self.memory_fill(store, key, &leased, value),
             Backend::Bytes { blocking, .. } => {

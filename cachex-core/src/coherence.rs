@@ -215,7 +215,9 @@ pub trait Invalidations: Send + Sync + 'static {
         ttl: Option<Duration>,
         message: &'a [u8],
     ) -> BoxFuture<'a, Result<bool, BoxError>> {
-        Box::pin(async move { filled_async(storage.fill(key, lease, value, ttl).await, self.publish_async(message)).await })
+        Box::pin(
+            async move { filled_async(storage.fill(key, lease, value, ttl).await, self.publish_async(message)).await },
+        )
     }
 
     /// Removes the entry under `key` from `storage`, then publishes `message`, blocking:

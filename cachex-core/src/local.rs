@@ -23,8 +23,8 @@ use crate::backend::memory::{MemoryLimits, MemoryStore};
 use crate::coherence::{Invalidation, InvalidationListener};
 use crate::envelope::{self, Expiry};
 use crate::key::{Key, LocalKey};
-use crate::lease::Stripes;
 pub(crate) use crate::lease::Stamp;
+use crate::lease::Stripes;
 use crate::stale::Found;
 
 /// The bounds of a local tier.
@@ -73,7 +73,6 @@ struct IndexShard {
     keys: HashMap<Key, LocalKey>,
     swept_at: usize,
 }
-
 
 /// What the tier's counters and state say, for [`Stats`](crate::Stats).
 pub(crate) struct LocalState {

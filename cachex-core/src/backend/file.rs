@@ -358,7 +358,9 @@ impl FileStore {
                         continue;
                     }
                     if started.elapsed() > LOCK_WAIT {
-                        return Err(format!("{} is held by another change for over {LOCK_WAIT:?}", lock.display()).into());
+                        return Err(
+                            format!("{} is held by another change for over {LOCK_WAIT:?}", lock.display()).into(),
+                        );
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(10));
@@ -383,9 +385,9 @@ impl FileStore {
     #[allow(clippy::option_option)]
     fn held(&self, path: &Path) -> Result<Option<Option<Vec<u8>>>, BoxError> {
         match self.read_entry(path) {
-            Ok(Some(bytes)) if !expired(&bytes, now_millis()) => {
-                Ok(Some((!lease::is_marker(&bytes)).then(|| blake3::hash(&bytes).as_bytes().to_vec())))
-            }
+            Ok(Some(bytes)) if !expired(&bytes, now_millis()) => Ok(Some(
+                (!lease::is_marker(&bytes)).then(|| blake3::hash(&bytes).as_bytes().to_vec()),
+            )),
             Ok(_) => Ok(None),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(io_error("read", path, error)),
@@ -636,7 +638,13 @@ impl Storage for FileStore {
     fn lease(&self, key: &StorageKey<'_>, lease_for: Duration) -> Result<Lease, BoxError> {
         self.take_lease(&key.text(), lease_for)
     }
-    fn fill(&self, key: &StorageKey<'_>, lease: &Lease, value: &[u8], _ttl: Option<Duration>) -> Result<bool, BoxError> {
+    fn fill(
+        &self,
+        key: &StorageKey<'_>,
+        lease: &Lease,
+        value: &[u8],
+        _ttl: Option<Duration>,
+    ) -> Result<bool, BoxError> {
         self.fill_leased(&key.text(), lease, value)
     }
     fn release(&self, key: &StorageKey<'_>, lease: &Lease) -> Result<(), BoxError> {

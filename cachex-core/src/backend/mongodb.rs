@@ -335,7 +335,11 @@ async fn fill_leased(
     expected: Vec<u8>,
     document: Document,
 ) -> mongodb::error::Result<bool> {
-    Ok(collection.replace_one(holding(&key, &expected), document).await?.matched_count == 1)
+    Ok(collection
+        .replace_one(holding(&key, &expected), document)
+        .await?
+        .matched_count
+        == 1)
 }
 
 impl MongoStore {
@@ -383,7 +387,10 @@ impl Storage for MongoStore {
         let key = key.text();
         let (marker, document) = self.marker_document(&key, lease_for)?;
         self.ensure_index()?;
-        bounded(self.options.timeout, take_lease(self.collection(), key, marker, document))
+        bounded(
+            self.options.timeout,
+            take_lease(self.collection(), key, marker, document),
+        )
     }
 
     fn fill(&self, key: &StorageKey<'_>, lease: &Lease, value: &[u8], ttl: Option<Duration>) -> Result<bool, BoxError> {

@@ -160,7 +160,7 @@ impl AsyncMemcachedClient for AsyncMemcachedAdapter {
     }
 
     /// `mg <key> v c`: the value and its CAS unique (meta protocol).
-    fn gets<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, BoxError>> {
+    fn gets<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<super::WithCas>, BoxError>> {
         Box::pin(async move {
             let found = command!(self, |c| c.meta_get(key, false, None, Some(&["v", "c"]))).map_err(protocol)?;
             Ok(found.and_then(|value| Some((value.data?, value.cas?))))
@@ -168,7 +168,13 @@ impl AsyncMemcachedClient for AsyncMemcachedAdapter {
     }
 
     /// `ms <key> <len> C<cas> T<exptime>`: stored only while the CAS unique is `cas`.
-    fn cas<'a>(&'a self, key: &'a str, value: &'a [u8], exptime: u32, cas: u64) -> BoxFuture<'a, Result<bool, BoxError>> {
+    fn cas<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        exptime: u32,
+        cas: u64,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
         Box::pin(async move {
             let (compare, ttl) = (format!("C{cas}"), format!("T{exptime}"));
             let flags = [compare.as_str(), ttl.as_str()];

@@ -102,7 +102,7 @@ pub trait MemcachedClient: Send + Sync + 'static {
         false
     }
     /// The value under `key` with its CAS unique (`gets`).
-    fn gets(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, BoxError> {
+    fn gets(&self, key: &str) -> Result<Option<WithCas>, BoxError> {
         let _ = key;
         Err(NO_CAS.into())
     }
@@ -113,6 +113,9 @@ pub trait MemcachedClient: Send + Sync + 'static {
         Err(NO_CAS.into())
     }
 }
+
+/// A value and its CAS unique, as `gets` answers.
+pub type WithCas = (Vec<u8>, u64);
 
 /// What the default `gets` and `cas` of a client answer.
 const NO_CAS: &str = "this memcached client does not implement gets and cas";
@@ -135,12 +138,18 @@ pub trait AsyncMemcachedClient: Send + Sync + 'static {
         false
     }
     /// [`MemcachedClient::gets`].
-    fn gets<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, BoxError>> {
+    fn gets<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<WithCas>, BoxError>> {
         let _ = key;
         Box::pin(async { Err(NO_CAS.into()) })
     }
     /// [`MemcachedClient::cas`].
-    fn cas<'a>(&'a self, key: &'a str, value: &'a [u8], exptime: u32, cas: u64) -> BoxFuture<'a, Result<bool, BoxError>> {
+    fn cas<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        exptime: u32,
+        cas: u64,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
         let _ = (key, value, exptime, cas);
         Box::pin(async { Err(NO_CAS.into()) })
     }
@@ -440,7 +449,7 @@ impl Token<'_> {
 }
 
 /// The lease a `gets` after a failed `add` gives: another's marker, or the value's unique.
-fn found_lease(generation: u64, found: Option<(Vec<u8>, u64)>) -> Lease {
+fn found_lease(generation: u64, found: Option<WithCas>) -> Lease {
     match found {
         Some((bytes, cas)) if !lease::is_marker(&bytes) => Lease::Held(Token::Unique(generation, cas).encode()),
         // Another computation's marker; or the entry went in between, and the next miss leases it.

@@ -79,11 +79,9 @@ impl MemcachedClient for MemcacheAdapter {
         true
     }
 
-    fn gets(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, BoxError> {
+    fn gets(&self, key: &str) -> Result<Option<super::WithCas>, BoxError> {
         let mut found = self.0.gets::<(Vec<u8>, u32, Option<u64>)>(&[key])?;
-        Ok(found
-            .remove(key)
-            .and_then(|(value, _flags, cas)| Some((value, cas?))))
+        Ok(found.remove(key).and_then(|(value, _flags, cas)| Some((value, cas?))))
     }
 
     fn cas(&self, key: &str, value: &[u8], exptime: u32, cas: u64) -> Result<bool, BoxError> {

@@ -65,11 +65,24 @@ impl RedisInvalidations {
 
     /// The fill script that also publishes `message` when it writes: one round trip, on a
     /// standalone server and on a cluster; `None` for a lease that is not the server's.
-    fn fill_announced_cmd(&self, key: &StorageKey<'_>, lease: &Lease, value: &[u8], ttl: Option<Duration>, message: &[u8]) -> Option<Cmd> {
+    fn fill_announced_cmd(
+        &self,
+        key: &StorageKey<'_>,
+        lease: &Lease,
+        value: &[u8],
+        ttl: Option<Duration>,
+        message: &[u8],
+    ) -> Option<Cmd> {
         let Lease::Held(token) = lease else {
             return None;
         };
-        Some(RedisStore::fill_cmd(&key.text(), token, value, ttl, Some((&self.channel, message))))
+        Some(RedisStore::fill_cmd(
+            &key.text(),
+            token,
+            value,
+            ttl,
+            Some((&self.channel, message)),
+        ))
     }
 
     /// The servers a subscriber may connect to: the server, or each seed node of a cluster (a

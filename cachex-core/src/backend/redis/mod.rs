@@ -583,7 +583,10 @@ impl Storage for RedisStore {
         let Lease::Held(token) = lease else {
             return Ok(false);
         };
-        Ok(self.conns.query::<i64>(&Self::fill_cmd(&key.text(), token, value, ttl, None))? == 1)
+        Ok(self
+            .conns
+            .query::<i64>(&Self::fill_cmd(&key.text(), token, value, ttl, None))?
+            == 1)
     }
     fn release(&self, key: &StorageKey<'_>, lease: &Lease) -> Result<(), BoxError> {
         match lease {
