@@ -36,7 +36,7 @@
 
 pub use cachex_config::{init, init_with, BackendKind, CacheConfig, Config, LocalConfig};
 pub use cachex_core::{
-    cache, AsyncStorage, BoxError, BoxFuture, CacheHandle, CacheValue, Error, Key, KeyBuilder, OnError, Problem,
+    cache, AsyncStorage, BoxError, BoxFuture, CacheHandle, CacheValue, Error, Key, KeyBuilder, Lease, OnError, Problem,
     Problems, Stats, Storage, StorageKey,
 };
 #[doc = include_str!("docs/cached.md")]
@@ -72,6 +72,9 @@ pub use cachex_core::backend::redis;
 /// How the processes sharing a cache with a local tier tell each other what changed: the
 /// messages, and the channel a byte-storing backend may offer for them.
 pub use cachex_core::coherence;
+/// Leases: why a computation that an invalidation overtook never stores its older value, and
+/// the markers a byte-storing backend keeps for them.
+pub use cachex_core::lease;
 /// Metrics through the `metrics` facade (feature `metrics`): [`publish`](metrics::publish)
 /// before rendering.
 #[cfg(feature = "metrics")]

@@ -110,7 +110,12 @@ fn init(places: &Places) {
                 "ls_file",
                 CacheConfig::file(&places.files).ttl(Duration::from_secs(600)),
             )
-            .cache("ls_memory", CacheConfig::memory()),
+            .cache("ls_memory", CacheConfig::memory())
+            .cache("ls_failing", shared(CacheConfig::redis(&places.redis)))
+            .cache(
+                "ls_slow",
+                shared(CacheConfig::redis(&places.redis)).lock_timeout(Duration::from_secs(1)),
+            ),
     )
     .unwrap();
 }
@@ -495,4 +500,56 @@ fn memory_fills_overtaken_by_an_invalidation_or_a_clear_never_land() {
     an_overtaken_fill_never_lands_in_process("memory_blocking", Change::Invalidate);
     an_overtaken_fill_never_lands_in_process("memory_async", Change::Clear);
     assert_eq!(cache_of("memory_blocking").stats().fills_refused, refused + 2);
+}
+
+static FAILURES_LEFT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+#[cached(name = "ls_failing")]
+fn fails_once(key: u32) -> Result<u32, String> {
+    COMPUTED.bump(format!("fails_once:{key}"));
+    if FAILURES_LEFT
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        )
+        .is_ok()
+    {
+        return Err("the database is down".into());
+    }
+    Ok(key)
+}
+
+/// A computation that fails gives its lease up: the next one stores (its marker would
+/// otherwise keep every later miss from storing until `lock_timeout` passed).
+#[test]
+fn a_failed_computation_gives_its_lease_up() {
+    let _one = one_at_a_time();
+    let _ = places();
+    assert!(fails_once(5).is_err());
+    assert_eq!(fails_once(5), Ok(5));
+    assert_eq!(fails_once(5), Ok(5));
+    assert_eq!(COMPUTED.get("fails_once:5"), 2, "the second call stored, the third hit");
+    assert_eq!(cachex::cache("ls_failing").unwrap().stats().stores, 1);
+}
+
+#[cached(name = "ls_slow")]
+fn slower_than_its_lease(key: u32) -> u32 {
+    COMPUTED.bump(format!("slow:{key}"));
+    std::thread::sleep(Duration::from_millis(1300));
+    key
+}
+
+/// A computation that outlives its lease (`lock_timeout`, here 1 s) is returned, not stored,
+/// and counted.
+#[test]
+fn a_computation_that_outlives_its_lease_is_returned_not_stored() {
+    let _one = one_at_a_time();
+    let _ = places();
+    let cache = cachex::cache("ls_slow").unwrap();
+    assert_eq!(slower_than_its_lease(9), 9);
+    assert_eq!(cache.stats().fills_refused, 1);
+    assert_eq!(cache.stats().stores, 0);
+    assert_eq!(slower_than_its_lease(9), 9);
+    assert_eq!(COMPUTED.get("slow:9"), 2, "nothing was stored: computed again");
 }

@@ -935,11 +935,20 @@ impl Cache {
         mut leased: Leased,
         value: &V,
     ) -> Result<Filled, Error> {
+        let filled = self.fill_leased(key, &mut leased, value);
+        if filled.is_err() {
+            // Not stored: the marker goes, so the next computation may store.
+            self.release(key, &leased);
+        }
+        filled
+    }
+
+    fn fill_leased<V: CacheValue>(&self, key: &CallKey<'_>, leased: &mut Leased, value: &V) -> Result<Filled, Error> {
         let filled = match &self.backend {
-            Backend::Memory(store) => self.memory_fill(store, key, &leased, value),
+            Backend::Memory(store) => self.memory_fill(store, key, leased, value),
             Backend::Bytes { blocking, .. } => {
                 let Some((storage_key, expiry, bytes, ttl)) = self.fill_bytes(key, &mut leased.shared, value)? else {
-                    return Ok(self.filled(key, &leased, Filled::HeldElsewhere));
+                    return Ok(self.filled(key, leased, Filled::HeldElsewhere));
                 };
                 let lease = leased.shared.as_ref().unwrap_or(&Lease::Unguarded);
                 let landed = match self.invalidations() {
@@ -951,10 +960,10 @@ impl Cache {
                     }
                     None => self.op(Operation::Set, || blocking.fill(&storage_key, lease, &bytes, ttl)),
                 };
-                self.after_fill(key, &storage_key.digest, value, expiry, &leased, landed)?
+                self.after_fill(key, &storage_key.digest, value, expiry, leased, landed)?
             }
         };
-        Ok(self.filled(key, &leased, filled))
+        Ok(self.filled(key, leased, filled))
     }
 
     /// [`Cache::fill`], awaiting the backend.
@@ -964,11 +973,24 @@ impl Cache {
         mut leased: Leased,
         value: &V,
     ) -> Result<Filled, Error> {
+        let filled = self.fill_leased_async(key, &mut leased, value).await;
+        if filled.is_err() {
+            self.release_async(key, &leased).await;
+        }
+        filled
+    }
+
+    async fn fill_leased_async<V: CacheValue>(
+        &self,
+        key: &CallKey<'_>,
+        leased: &mut Leased,
+        value: &V,
+    ) -> Result<Filled, Error> {
         let filled = match &self.backend {
-            Backend::Memory(store) => self.memory_fill(store, key, &leased, value),
+            Backend::Memory(store) => self.memory_fill(store, key, leased, value),
             Backend::Bytes { nonblocking, .. } => {
                 let Some((storage_key, expiry, bytes, ttl)) = self.fill_bytes(key, &mut leased.shared, value)? else {
-                    return Ok(self.filled(key, &leased, Filled::HeldElsewhere));
+                    return Ok(self.filled(key, leased, Filled::HeldElsewhere));
                 };
                 let lease = leased.shared.as_ref().unwrap_or(&Lease::Unguarded);
                 let message = Invalidation::Keys(vec![storage_key.digest]).encode();
@@ -985,10 +1007,10 @@ impl Cache {
                     }
                 };
                 unsettled.settled();
-                self.after_fill(key, &storage_key.digest, value, expiry, &leased, landed)?
+                self.after_fill(key, &storage_key.digest, value, expiry, leased, landed)?
             }
         };
-        Ok(self.filled(key, &leased, filled))
+        Ok(self.filled(key, leased, filled))
     }
 
     /// Gives up the lease of a computation that stored nothing (it failed), blocking on the

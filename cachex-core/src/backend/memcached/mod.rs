@@ -533,6 +533,16 @@ impl Storage for MemcachedStore {
         };
         client.cas(&name, value, exptime(ttl), cas)
     }
+    fn release(&self, key: &StorageKey<'_>, lease: &Lease) -> Result<(), BoxError> {
+        let client = self.blocking()?;
+        if let Some((name, Expected::Marker(marker))) = self.fill_target(key, lease) {
+            // Not atomic: at worst a newer entry goes too, a miss (never a wrong value).
+            if client.gets(&name)?.is_some_and(|(bytes, _)| bytes == marker) {
+                client.delete(&name)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl AsyncStorage for MemcachedStore {
@@ -613,6 +623,17 @@ impl AsyncStorage for MemcachedStore {
                 },
             };
             client.cas(&name, value, exptime(ttl), cas).await
+        })
+    }
+    fn release<'a>(&'a self, key: &'a StorageKey<'a>, lease: &'a Lease) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let client = self.nonblocking()?;
+            if let Some((name, Expected::Marker(marker))) = self.fill_target(key, lease) {
+                if client.gets(&name).await?.is_some_and(|(bytes, _)| bytes == marker) {
+                    client.delete(&name).await?;
+                }
+            }
+            Ok(())
         })
     }
 }

@@ -56,10 +56,13 @@ impl MemcachedClient for MemcacheAdapter {
 
     fn add(&self, key: &str, value: &[u8], exptime: u32) -> Result<bool, BoxError> {
         match self.0.add(key, value, exptime) {
-            Ok(()) => Ok(true),
-            Err(error) if is_command(&error) => Ok(false),
-            Err(error) => Err(error.into()),
+            Ok(()) => {}
+            Err(error) if is_command(&error) => return Ok(false),
+            Err(error) => return Err(error.into()),
         }
+        // The crate answers NOT_STORED as a success: whether this call stored is read back
+        // (cachex adds values no other call adds: lease markers, time-seeded generations).
+        Ok(self.0.get::<Vec<u8>>(key)?.as_deref() == Some(value))
     }
 
     fn delete(&self, key: &str) -> Result<(), BoxError> {
