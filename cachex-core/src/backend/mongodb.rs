@@ -300,9 +300,34 @@ fn duplicate_key(error: &mongodb::error::Error) -> bool {
     }
 }
 
-/// The filter of the document `key` while it holds exactly `bytes`.
-fn holding(key: &str, bytes: &[u8]) -> Document {
-    doc! { "_id": key, "value": Binary { subtype: BinarySubtype::Generic, bytes: bytes.to_vec() } }
+/// A lease's bytes: the `value` field the lease found (a marker's, a value's, or whatever a
+/// corrupt document holds there; absent when it has none), as a BSON document.
+fn lease_of(value: Option<&mongodb::bson::Bson>) -> Result<Lease, mongodb::error::Error> {
+    let mut found = Document::new();
+    if let Some(value) = value {
+        found.insert("value", value.clone());
+    }
+    let mut bytes = Vec::new();
+    found
+        .to_writer(&mut bytes)
+        .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+    Ok(Lease::Held(bytes))
+}
+
+/// The filter of the document `key` while its `value` is still the one `lease` found.
+fn holding(key: &str, lease: &[u8]) -> Result<Document, BoxError> {
+    let found = Document::from_reader(lease)?;
+    Ok(match found.get("value") {
+        Some(value) => doc! { "_id": key, "value": value.clone() },
+        None => doc! { "_id": key, "value": { "$exists": false } },
+    })
+}
+
+/// Whether `lease` names a marker (what a release removes).
+fn names_marker(lease: &[u8]) -> bool {
+    Document::from_reader(lease).is_ok_and(|found| {
+        matches!(found.get("value"), Some(mongodb::bson::Bson::Binary(binary)) if lease::is_marker(&binary.bytes))
+    })
 }
 
 /// Takes the lease of `key` (see [`crate::lease`]): `marker` (in `document`) where the entry is
@@ -315,31 +340,36 @@ async fn take_lease(
 ) -> mongodb::error::Result<Lease> {
     let absent = doc! { "_id": &key, "expires_at": { "$lte": DateTime::from_millis(now_millis() as i64) } };
     match collection.replace_one(absent, document).upsert(true).await {
-        Ok(_) => return Ok(Lease::Held(marker)),
+        Ok(_) => {
+            return lease_of(Some(
+                &Binary {
+                    subtype: BinarySubtype::Generic,
+                    bytes: marker,
+                }
+                .into(),
+            ))
+        }
         Err(error) if duplicate_key(&error) => {}
         Err(error) => return Err(error),
     }
     // A live entry: a value (the fill replaces exactly it), or another computation's marker.
-    let found = collection.find_one(MongoStore::live(&key)).await?;
-    Ok(match MongoStore::value(found) {
-        Some(bytes) if !lease::is_marker(&bytes) => Lease::Held(bytes),
-        // Another's marker; or the entry went in between, and the next miss leases it.
-        _ => Lease::HeldElsewhere,
-    })
+    let Some(found) = collection.find_one(MongoStore::live(&key)).await? else {
+        // The entry went in between: the next miss leases it.
+        return Ok(Lease::HeldElsewhere);
+    };
+    match found.get("value") {
+        Some(mongodb::bson::Bson::Binary(binary)) if lease::is_marker(&binary.bytes) => Ok(Lease::HeldElsewhere),
+        value => lease_of(value),
+    }
 }
 
-/// Writes `document` for `key` if the entry still holds `expected`.
+/// Writes `document` where `filter` (the entry still as its lease found it) matches.
 async fn fill_leased(
     collection: mongodb::Collection<Document>,
-    key: String,
-    expected: Vec<u8>,
+    filter: Document,
     document: Document,
 ) -> mongodb::error::Result<bool> {
-    Ok(collection
-        .replace_one(holding(&key, &expected), document)
-        .await?
-        .matched_count
-        == 1)
+    Ok(collection.replace_one(filter, document).await?.matched_count == 1)
 }
 
 impl MongoStore {
@@ -399,18 +429,16 @@ impl Storage for MongoStore {
         };
         let key = key.text();
         let document = self.document(&key, value, ttl)?;
-        bounded(
-            self.options.timeout,
-            fill_leased(self.collection(), key, expected.clone(), document),
-        )
+        let filter = holding(&key, expected)?;
+        bounded(self.options.timeout, fill_leased(self.collection(), filter, document))
     }
 
     fn release(&self, key: &StorageKey<'_>, lease: &Lease) -> Result<(), BoxError> {
         let Lease::Held(marker) = lease else {
             return Ok(());
         };
-        let (collection, filter) = (self.collection(), holding(&key.text(), marker));
-        if lease::is_marker(marker) {
+        let (collection, filter) = (self.collection(), holding(&key.text(), marker)?);
+        if names_marker(marker) {
             bounded(self.options.timeout, async move { collection.delete_one(filter).await })?;
         }
         Ok(())
@@ -481,8 +509,8 @@ impl AsyncStorage for MongoStore {
                 return Ok(false);
             };
             let document = self.document(&key, value, ttl)?;
-            self.timed(fill_leased(self.collection(), key, expected.clone(), document))
-                .await
+            let filter = holding(&key, expected)?;
+            self.timed(fill_leased(self.collection(), filter, document)).await
         })
     }
 
@@ -490,8 +518,8 @@ impl AsyncStorage for MongoStore {
         let key = key.text();
         Box::pin(async move {
             if let Lease::Held(marker) = lease {
-                if lease::is_marker(marker) {
-                    self.timed(self.collection().delete_one(holding(&key, marker))).await?;
+                if names_marker(marker) {
+                    self.timed(self.collection().delete_one(holding(&key, marker)?)).await?;
                 }
             }
             Ok(())
