@@ -14,22 +14,21 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use cachex::{cached, CacheConfig, Config, LocalConfig};
 use support::memcached_server::MemcachedServer;
 use support::mongo_server::MongoServer;
+use support::peer::{Peer, ANSWER};
 use support::redis_server::{RedisCluster, RedisServer};
 use support::{wait_until, Counter};
 
 /// The second process: `<test>|<function>|<key>`, and where everything is.
 const PEER_ENV: &str = "CACHEX_TEST_LEASE_PEER";
 const PLACES_ENV: &str = "CACHEX_TEST_LEASE_PLACES";
-const ANSWER: &str = "@peer: ";
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The servers and directories both processes use.
@@ -167,156 +166,95 @@ fn load(function: &str, key: u32) -> u64 {
     version
 }
 
+/// The cached functions, a blocking and an async one per cache, and by name what calls them,
+/// what invalidates their entries, and their cache.
 macro_rules! versioned {
-    ($($cache:tt => $blocking:ident, $nonblocking:ident;)*) => {$(
-        #[cached(name = $cache)]
-        fn $blocking(key: u32) -> u64 {
-            load(stringify!($blocking), key)
+    ($($cache:tt => $blocking:ident, $blocking_invalidate:ident, $nonblocking:ident, $nonblocking_invalidate:ident;)*) => {
+        $(
+            #[cached(name = $cache)]
+            fn $blocking(key: u32) -> u64 {
+                load(stringify!($blocking), key)
+            }
+
+            #[cached(name = $cache)]
+            async fn $nonblocking(key: u32) -> u64 {
+                let function = stringify!($nonblocking);
+                tokio::task::spawn_blocking(move || load(function, key)).await.unwrap()
+            }
+        )*
+
+        /// Calls `function` (by name) on `key`, on a runtime for the async ones.
+        fn call(function: &str, key: u32) -> u64 {
+            $(
+                if function == stringify!($blocking) {
+                    return $blocking(key);
+                }
+                if function == stringify!($nonblocking) {
+                    return runtime().block_on($nonblocking(key));
+                }
+            )*
+            panic!("no function {function}")
         }
 
-        #[cached(name = $cache)]
-        async fn $nonblocking(key: u32) -> u64 {
-            let function = stringify!($nonblocking);
-            tokio::task::spawn_blocking(move || load(function, key)).await.unwrap()
+        /// Removes `function`'s entry for `key` (its `_invalidate` companion).
+        fn invalidate(function: &str, key: u32) {
+            $(
+                if function == stringify!($blocking) {
+                    return $blocking_invalidate(key).unwrap();
+                }
+                if function == stringify!($nonblocking) {
+                    return runtime().block_on($nonblocking_invalidate(key)).unwrap();
+                }
+            )*
+            panic!("no function {function}")
         }
-    )*};
+
+        /// The cache `function` is bound to.
+        fn cache_of(function: &str) -> cachex::CacheHandle {
+            $(
+                if function == stringify!($blocking) || function == stringify!($nonblocking) {
+                    return cachex::cache($cache).unwrap();
+                }
+            )*
+            panic!("no function {function}")
+        }
+    };
 }
 
 versioned! {
-    "ls_redis" => redis_blocking, redis_async;
-    "ls_cluster" => cluster_blocking, cluster_async;
-    "ls_tiered" => tiered_blocking, tiered_async;
-    "ls_memcached" => memcached_blocking, memcached_async;
-    "ls_mongodb" => mongodb_blocking, mongodb_async;
-    "ls_file" => file_blocking, file_async;
-    "ls_memory" => memory_blocking, memory_async;
+    "ls_redis" => redis_blocking, redis_blocking_invalidate, redis_async, redis_async_invalidate;
+    "ls_cluster" => cluster_blocking, cluster_blocking_invalidate, cluster_async, cluster_async_invalidate;
+    "ls_tiered" => tiered_blocking, tiered_blocking_invalidate, tiered_async, tiered_async_invalidate;
+    "ls_memcached" => memcached_blocking, memcached_blocking_invalidate, memcached_async, memcached_async_invalidate;
+    "ls_mongodb" => mongodb_blocking, mongodb_blocking_invalidate, mongodb_async, mongodb_async_invalidate;
+    "ls_file" => file_blocking, file_blocking_invalidate, file_async, file_async_invalidate;
+    "ls_memory" => memory_blocking, memory_blocking_invalidate, memory_async, memory_async_invalidate;
 }
 
-/// Calls `function` (by name) on `key`, on a runtime for the async ones.
-fn call(function: &str, key: u32) -> u64 {
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    };
-    match function {
-        "redis_blocking" => redis_blocking(key),
-        "cluster_blocking" => cluster_blocking(key),
-        "tiered_blocking" => tiered_blocking(key),
-        "memcached_blocking" => memcached_blocking(key),
-        "mongodb_blocking" => mongodb_blocking(key),
-        "file_blocking" => file_blocking(key),
-        "memory_blocking" => memory_blocking(key),
-        "redis_async" => runtime().block_on(redis_async(key)),
-        "cluster_async" => runtime().block_on(cluster_async(key)),
-        "tiered_async" => runtime().block_on(tiered_async(key)),
-        "memcached_async" => runtime().block_on(memcached_async(key)),
-        "mongodb_async" => runtime().block_on(mongodb_async(key)),
-        "file_async" => runtime().block_on(file_async(key)),
-        "memory_async" => runtime().block_on(memory_async(key)),
-        other => panic!("no function {other}"),
-    }
-}
-
-/// Removes `function`'s entry for `key` (its `_invalidate` companion).
-fn invalidate(function: &str, key: u32) {
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    };
-    match function {
-        "redis_blocking" => redis_blocking_invalidate(key),
-        "cluster_blocking" => cluster_blocking_invalidate(key),
-        "tiered_blocking" => tiered_blocking_invalidate(key),
-        "memcached_blocking" => memcached_blocking_invalidate(key),
-        "mongodb_blocking" => mongodb_blocking_invalidate(key),
-        "file_blocking" => file_blocking_invalidate(key),
-        "memory_blocking" => memory_blocking_invalidate(key),
-        "redis_async" => runtime().block_on(redis_async_invalidate(key)),
-        "cluster_async" => runtime().block_on(cluster_async_invalidate(key)),
-        "tiered_async" => runtime().block_on(tiered_async_invalidate(key)),
-        "memcached_async" => runtime().block_on(memcached_async_invalidate(key)),
-        "mongodb_async" => runtime().block_on(mongodb_async_invalidate(key)),
-        "file_async" => runtime().block_on(file_async_invalidate(key)),
-        "memory_async" => runtime().block_on(memory_async_invalidate(key)),
-        other => panic!("no function {other}"),
-    }
-    .unwrap();
-}
-
-fn cache_of(function: &str) -> cachex::CacheHandle {
-    let name = match function.split('_').next().unwrap() {
-        "redis" => "ls_redis",
-        "cluster" => "ls_cluster",
-        "tiered" => "ls_tiered",
-        "memcached" => "ls_memcached",
-        "mongodb" => "ls_mongodb",
-        "file" => "ls_file",
-        _ => "ls_memory",
-    };
-    cachex::cache(name).unwrap()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// The second process, computing `function(key)` behind the gate.
-struct Peer {
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    fn spawn(test: &str, function: &str, key: u32) -> Peer {
-        let p = places();
-        let spec = [
-            p.redis.as_str(),
-            &p.cluster,
-            &p.memcached,
-            &p.mongodb,
-            &p.database,
-            p.files.to_str().unwrap(),
-            p.truth.to_str().unwrap(),
-        ]
-        .join("|");
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(PEER_ENV, format!("{test}|{function}|{key}"))
-            .env(PLACES_ENV, spec)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let input = child.stdin.take().unwrap();
-        let output = BufReader::new(child.stdout.take().unwrap());
-        Peer { child, input, output }
-    }
-
-    /// The peer's next answer.
-    fn answer(&mut self) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(self.output.read_line(&mut line).unwrap() > 0, "the peer exited");
-            if let Some((_, answer)) = line.trim_end().split_once(ANSWER) {
-                return answer.to_owned();
-            }
-        }
-    }
-
-    fn ask(&mut self, command: &str) -> String {
-        writeln!(self.input, "{command}").unwrap();
-        self.input.flush().unwrap();
-        self.answer()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = writeln!(self.input, "quit");
-        let _ = self.child.wait();
-    }
+fn spawn_peer(test: &str, function: &str, key: u32) -> Peer {
+    let p = places();
+    let spec = [
+        p.redis.as_str(),
+        &p.cluster,
+        &p.memcached,
+        &p.mongodb,
+        &p.database,
+        p.files.to_str().unwrap(),
+        p.truth.to_str().unwrap(),
+    ]
+    .join("|");
+    Peer::spawn(
+        test,
+        &[(PEER_ENV, format!("{test}|{function}|{key}")), (PLACES_ENV, spec)],
+    )
 }
 
 /// The peer's side: computes `function(key)` at once, answers `<value> <fills refused>`, then
@@ -375,7 +313,7 @@ fn an_overtaken_fill_never_lands(test: &str, function: &str, change: Change) {
     let _one = one_at_a_time();
     let key = 7;
     begin(function, key);
-    let mut peer = Peer::spawn(test, function, key);
+    let mut peer = spawn_peer(test, function, key);
     wait_until("the peer to read version 1", PATIENCE, || {
         gate_path(function, key, "read").exists()
     });
@@ -441,7 +379,7 @@ fn a_miss_while_another_process_holds_the_lease_computes_without_storing() {
     let _one = one_at_a_time();
     let (function, key) = ("redis_blocking", 11);
     begin(function, key);
-    let mut peer = Peer::spawn(test, function, key);
+    let mut peer = spawn_peer(test, function, key);
     wait_until("the peer to read version 1", PATIENCE, || {
         gate_path(function, key, "read").exists()
     });

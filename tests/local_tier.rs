@@ -6,20 +6,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::BufRead;
 use std::sync::{Arc, Barrier, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use cachex::{cached, CacheConfig, CacheHandle, Config, LocalConfig, Stats};
+use support::peer::{Peer, ANSWER};
 use support::proxy::Proxy;
 use support::redis_server::{RedisCluster, RedisServer};
 use support::{wait_until, Counter};
 
 /// The second process: set to `<test name>|<cache>|<url>|<local or shared>`.
 const PEER_ENV: &str = "CACHEX_TEST_LOCAL_TIER_PEER";
-/// What starts a peer's answer on its stdout.
-const ANSWER: &str = "@peer: ";
 /// How long a peer may take to see a change (generous: the latency is the harness's job).
 const SEEN_WITHIN: Duration = Duration::from_secs(10);
 /// Long enough that no test here waits for a local entry to expire, but where one says so.
@@ -172,49 +170,15 @@ fn channel_up(cache: &str) {
 // The second process.
 
 /// This test binary running one test again as a second process that shares one cache with
-/// this one, driven line by line over its stdin and stdout.
-struct Peer {
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
+/// this one: `test` with `cache` on `url`, with a local tier or without one.
+fn spawn_peer(test: &str, cache: &str, url: &str, local: bool) -> Peer {
+    let mode = if local { "local" } else { "shared" };
+    let mut peer = Peer::spawn(test, &[(PEER_ENV, format!("{test}|{cache}|{url}|{mode}"))]);
+    assert_eq!(peer.ask("ready"), "ready");
+    peer
 }
 
 impl Peer {
-    /// A peer running `test` with `cache` on `url`, with a local tier or without one.
-    fn spawn(test: &str, cache: &str, url: &str, local: bool) -> Peer {
-        let mode = if local { "local" } else { "shared" };
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(PEER_ENV, format!("{test}|{cache}|{url}|{mode}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let input = child.stdin.take().unwrap();
-        let output = BufReader::new(child.stdout.take().unwrap());
-        let mut peer = Peer { child, input, output };
-        assert_eq!(peer.ask("ready"), "ready");
-        peer
-    }
-
-    /// Sends one command and returns its answer (what follows [`ANSWER`] on the peer's line).
-    fn ask(&mut self, command: &str) -> String {
-        writeln!(self.input, "{command}").unwrap();
-        self.input.flush().unwrap();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                self.output.read_line(&mut line).unwrap() > 0,
-                "the peer exited while answering `{command}`"
-            );
-            // The harness may have printed the test's name on the same line.
-            if let Some((_, answer)) = line.trim_end().split_once(ANSWER) {
-                return answer.to_owned();
-            }
-        }
-    }
-
     /// The peer's stats: `local_hits invalidations local_bypasses`.
     fn stats(&mut self) -> (u64, u64, u64) {
         let answer = self.ask("stats");
@@ -245,13 +209,6 @@ impl Peer {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = writeln!(self.input, "quit");
-        let _ = self.child.wait();
     }
 }
 
@@ -318,7 +275,7 @@ fn peer_mode(test: &str) -> bool {
 fn two_processes_see_each_others_changes(test: &str, cache: &str, url: &str) {
     serving(cache);
     let here = handle(cache);
-    let mut peer = Peer::spawn(test, cache, url, true);
+    let mut peer = spawn_peer(test, cache, url, true);
 
     here.set("k", &1u32).unwrap();
     // The write's own message may arrive after the peer's read and drop its copy: once it
@@ -406,7 +363,7 @@ fn a_removal_that_times_out_still_reaches_the_other_process() {
     serving("lt_proxied");
     let here = handle("lt_proxied");
     // The peer shares the entries, straight to the server; this process goes through the proxy.
-    let mut peer = Peer::spawn(test, "lt_proxied", &servers().main.url(), true);
+    let mut peer = spawn_peer(test, "lt_proxied", &servers().main.url(), true);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -460,7 +417,7 @@ fn invalidating_a_call_drops_it_from_the_other_process() {
     }
     serving("lt_calls");
     let url = servers().main.url();
-    let mut peer = Peer::spawn(
+    let mut peer = spawn_peer(
         "invalidating_a_call_drops_it_from_the_other_process",
         "lt_calls",
         &url,
@@ -491,7 +448,7 @@ fn a_killed_invalidation_connection_empties_and_bypasses_the_tier_until_it_is_ba
 
     // A write whose message this process never gets: a process without a local tier
     // publishes none. The local copy stays, as a lost message would leave it.
-    let mut writer = Peer::spawn(
+    let mut writer = spawn_peer(
         "a_killed_invalidation_connection_empties_and_bypasses_the_tier_until_it_is_back",
         "lt_kill",
         &servers().killable.url(),
@@ -751,7 +708,7 @@ fn a_local_copy_never_outlives_the_tier_ttl() {
     }
     serving("lt_expiry");
     // A writer that is never heard from: without a local tier it publishes nothing.
-    let mut writer = Peer::spawn(
+    let mut writer = spawn_peer(
         "a_local_copy_never_outlives_the_tier_ttl",
         "lt_expiry",
         &servers().main.url(),

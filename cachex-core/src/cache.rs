@@ -845,9 +845,15 @@ impl Cache {
 
     /// The fill of the memory backend: lands while no change of its stripe came in since the
     /// lease (checked again once inserted: a change in between removes it).
-    fn memory_fill<V: CacheValue>(&self, store: &MemoryStore, key: &CallKey<'_>, leased: &Leased, value: &V) -> Filled {
+    fn memory_fill<V: CacheValue>(
+        &self,
+        store: &MemoryStore,
+        key: &CallKey<'_>,
+        stamp: Option<Stamp>,
+        value: &V,
+    ) -> Filled {
         let stripe = self.changes.of_key(key.local());
-        let current = || Some(lease::stamp(stripe)) == leased.stamp;
+        let current = || Some(lease::stamp(stripe)) == stamp;
         if !current() {
             return Filled::Overtaken;
         }
@@ -861,57 +867,54 @@ impl Cache {
 
     /// What a fill under `lease` writes, when it writes: the entry, its envelope's boundaries
     /// and bytes, and how long the backend keeps it. `Ok(None)`: another computation holds
-    /// the lease. A lease that could not be taken is the fill's error.
+    /// the lease.
     #[allow(clippy::type_complexity)]
     fn fill_bytes<V: CacheValue>(
         &self,
         key: &CallKey<'_>,
-        lease: &mut Result<Lease, Error>,
+        lease: &Lease,
         value: &V,
     ) -> Result<Option<(StorageKey<'_>, Expiry, Vec<u8>, Option<Duration>)>, Error> {
-        match std::mem::replace(lease, Ok(Lease::HeldElsewhere)) {
-            Err(error) => Err(error),
-            Ok(Lease::HeldElsewhere) => Ok(None),
-            Ok(taken) => {
-                *lease = Ok(taken);
-                let storage_key = self.storage_key(key);
-                let expiry = self.expiry();
-                let bytes = self.encode(&storage_key, value, expiry)?;
-                Ok(Some((storage_key, expiry, bytes, self.kept_for())))
-            }
+        if *lease == Lease::HeldElsewhere {
+            return Ok(None);
         }
+        let storage_key = self.storage_key(key);
+        let expiry = self.expiry();
+        let bytes = self.encode(&storage_key, value, expiry)?;
+        Ok(Some((storage_key, expiry, bytes, self.kept_for())))
     }
 
     /// After a fill's write to the shared backend: the local tier takes the value when it
-    /// landed (unless an invalidation came in since the lease), and the outcome is counted.
+    /// landed (unless an invalidation came in since `stamp`, taken with the lease), and drops
+    /// its copy when the write failed.
     fn after_fill<V: CacheValue>(
         &self,
         key: &CallKey<'_>,
         digest: &Key,
         value: &V,
         expiry: Expiry,
-        leased: &Leased,
+        stamp: Option<Stamp>,
         landed: Result<bool, Error>,
     ) -> Result<Filled, Error> {
         match landed {
-            Ok(true) => {
-                self.after_write(key, digest, value, expiry, leased.stamp, Ok(()))?;
-                Ok(Filled::Landed)
-            }
+            Ok(true) => self
+                .after_write(key, digest, value, expiry, stamp, Ok(()))
+                .map(|()| Filled::Landed),
             Ok(false) => Ok(Filled::Overtaken),
-            Err(error) => self
-                .after_write(key, digest, value, expiry, None, Err(error))
-                .map(|()| Filled::Overtaken),
+            Err(error) => {
+                self.removed_locally(key, digest);
+                Err(error)
+            }
         }
     }
 
-    /// Counts and logs what became of a fill.
-    fn filled(&self, key: &CallKey<'_>, leased: &Leased, filled: Filled) -> Filled {
+    /// Counts and logs what became of a fill whose lease was taken at `taken`.
+    fn filled(&self, key: &CallKey<'_>, taken: Instant, filled: Filled) -> Filled {
         match filled {
             Filled::Landed => self.stored(key),
             Filled::Overtaken => {
                 self.counters.fill_refused();
-                if leased.taken.elapsed() >= self.lease_for() {
+                if taken.elapsed() >= self.lease_for() {
                     tracing::warn!(cache = %self.settings.name, key = %short(key), lock_timeout = ?self.settings.lock_timeout,
                         "cachex computation outlived its lease (lock_timeout); its value was returned but not stored");
                 } else {
@@ -928,95 +931,109 @@ impl Cache {
     }
 
     /// Stores a computed value under its lease, blocking on the backend: only if nothing
-    /// changed the entry since the computation began.
-    pub(crate) fn fill<V: CacheValue>(
-        &self,
-        key: &CallKey<'_>,
-        mut leased: Leased,
-        value: &V,
-    ) -> Result<Filled, Error> {
-        let filled = self.fill_leased(key, &mut leased, value);
-        if filled.is_err() {
-            // Not stored: the marker goes, so the next computation may store.
-            self.release(key, &leased);
+    /// changed the entry since the computation began. A lease that could not be taken is the
+    /// fill's error; a fill that fails gives its lease up.
+    pub(crate) fn fill<V: CacheValue>(&self, key: &CallKey<'_>, leased: Leased, value: &V) -> Result<Filled, Error> {
+        let Leased { stamp, shared, taken } = leased;
+        let lease = shared?;
+        let filled = match &self.backend {
+            Backend::Memory(store) => Ok(self.memory_fill(store, key, stamp, value)),
+            Backend::Bytes { blocking, .. } => self.fill_shared(&**blocking, key, stamp, &lease, value),
+        };
+        match filled {
+            Ok(filled) => Ok(self.filled(key, taken, filled)),
+            Err(error) => {
+                // Not stored: the marker goes, so the next computation may store.
+                self.release_lease(key, &lease);
+                Err(error)
+            }
         }
-        filled
     }
 
-    fn fill_leased<V: CacheValue>(&self, key: &CallKey<'_>, leased: &mut Leased, value: &V) -> Result<Filled, Error> {
-        let filled = match &self.backend {
-            Backend::Memory(store) => self.memory_fill(store, key, leased, value),
-            Backend::Bytes { blocking, .. } => {
-                let Some((storage_key, expiry, bytes, ttl)) = self.fill_bytes(key, &mut leased.shared, value)? else {
-                    return Ok(self.filled(key, leased, Filled::HeldElsewhere));
-                };
-                let lease = leased.shared.as_ref().unwrap_or(&Lease::Unguarded);
-                let landed = match self.invalidations() {
-                    Some(channel) => {
-                        let message = Invalidation::Keys(vec![storage_key.digest]).encode();
-                        self.announced(self.op(Operation::Set, || {
-                            channel.fill_and_publish(&**blocking, &storage_key, lease, &bytes, ttl, &message)
-                        }))
-                    }
-                    None => self.op(Operation::Set, || blocking.fill(&storage_key, lease, &bytes, ttl)),
-                };
-                self.after_fill(key, &storage_key.digest, value, expiry, leased, landed)?
-            }
+    fn fill_shared<V: CacheValue>(
+        &self,
+        blocking: &dyn Storage,
+        key: &CallKey<'_>,
+        stamp: Option<Stamp>,
+        lease: &Lease,
+        value: &V,
+    ) -> Result<Filled, Error> {
+        let Some((storage_key, expiry, bytes, ttl)) = self.fill_bytes(key, lease, value)? else {
+            return Ok(Filled::HeldElsewhere);
         };
-        Ok(self.filled(key, leased, filled))
+        let landed = match self.invalidations() {
+            Some(channel) => {
+                let message = Invalidation::Keys(vec![storage_key.digest]).encode();
+                self.announced(self.op(Operation::Set, || {
+                    channel.fill_and_publish(blocking, &storage_key, lease, &bytes, ttl, &message)
+                }))
+            }
+            None => self.op(Operation::Set, || blocking.fill(&storage_key, lease, &bytes, ttl)),
+        };
+        self.after_fill(key, &storage_key.digest, value, expiry, stamp, landed)
     }
 
     /// [`Cache::fill`], awaiting the backend.
     pub(crate) async fn fill_async<V: CacheValue>(
         &self,
         key: &CallKey<'_>,
-        mut leased: Leased,
+        leased: Leased,
         value: &V,
     ) -> Result<Filled, Error> {
-        let filled = self.fill_leased_async(key, &mut leased, value).await;
-        if filled.is_err() {
-            self.release_async(key, &leased).await;
-        }
-        filled
-    }
-
-    async fn fill_leased_async<V: CacheValue>(
-        &self,
-        key: &CallKey<'_>,
-        leased: &mut Leased,
-        value: &V,
-    ) -> Result<Filled, Error> {
+        let Leased { stamp, shared, taken } = leased;
+        let lease = shared?;
         let filled = match &self.backend {
-            Backend::Memory(store) => self.memory_fill(store, key, leased, value),
+            Backend::Memory(store) => Ok(self.memory_fill(store, key, stamp, value)),
             Backend::Bytes { nonblocking, .. } => {
-                let Some((storage_key, expiry, bytes, ttl)) = self.fill_bytes(key, &mut leased.shared, value)? else {
-                    return Ok(self.filled(key, leased, Filled::HeldElsewhere));
-                };
-                let lease = leased.shared.as_ref().unwrap_or(&Lease::Unguarded);
-                let message = Invalidation::Keys(vec![storage_key.digest]).encode();
-                let unsettled = self.unsettled(Some((key.local(), storage_key.digest)), &message);
-                let landed = match self.invalidations() {
-                    Some(channel) => {
-                        let both =
-                            channel.fill_and_publish_async(&**nonblocking, &storage_key, lease, &bytes, ttl, &message);
-                        self.announced(self.op_async(Operation::Set, both).await)
-                    }
-                    None => {
-                        self.op_async(Operation::Set, nonblocking.fill(&storage_key, lease, &bytes, ttl))
-                            .await
-                    }
-                };
-                unsettled.settled();
-                self.after_fill(key, &storage_key.digest, value, expiry, leased, landed)?
+                self.fill_shared_async(&**nonblocking, key, stamp, &lease, value).await
             }
         };
-        Ok(self.filled(key, leased, filled))
+        match filled {
+            Ok(filled) => Ok(self.filled(key, taken, filled)),
+            Err(error) => {
+                self.release_lease_async(key, &lease).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn fill_shared_async<V: CacheValue>(
+        &self,
+        nonblocking: &dyn AsyncStorage,
+        key: &CallKey<'_>,
+        stamp: Option<Stamp>,
+        lease: &Lease,
+        value: &V,
+    ) -> Result<Filled, Error> {
+        let Some((storage_key, expiry, bytes, ttl)) = self.fill_bytes(key, lease, value)? else {
+            return Ok(Filled::HeldElsewhere);
+        };
+        let message = Invalidation::Keys(vec![storage_key.digest]).encode();
+        let unsettled = self.unsettled(Some((key.local(), storage_key.digest)), &message);
+        let landed = match self.invalidations() {
+            Some(channel) => {
+                let both = channel.fill_and_publish_async(nonblocking, &storage_key, lease, &bytes, ttl, &message);
+                self.announced(self.op_async(Operation::Set, both).await)
+            }
+            None => {
+                self.op_async(Operation::Set, nonblocking.fill(&storage_key, lease, &bytes, ttl))
+                    .await
+            }
+        };
+        unsettled.settled();
+        self.after_fill(key, &storage_key.digest, value, expiry, stamp, landed)
     }
 
     /// Gives up the lease of a computation that stored nothing (it failed), blocking on the
     /// backend, so another may fill the entry before the lease would have lapsed.
     pub(crate) fn release(&self, key: &CallKey<'_>, leased: &Leased) {
-        if let (Backend::Bytes { blocking, .. }, Ok(lease @ Lease::Held(_))) = (&self.backend, &leased.shared) {
+        if let Ok(lease) = &leased.shared {
+            self.release_lease(key, lease);
+        }
+    }
+
+    fn release_lease(&self, key: &CallKey<'_>, lease: &Lease) {
+        if let (Backend::Bytes { blocking, .. }, Lease::Held(_)) = (&self.backend, lease) {
             let storage_key = self.storage_key(key);
             // A failure is logged by `op`; the marker lapses by itself.
             let _ = self.op(Operation::Delete, || blocking.release(&storage_key, lease));
@@ -1025,7 +1042,13 @@ impl Cache {
 
     /// [`Cache::release`], awaiting the backend.
     pub(crate) async fn release_async(&self, key: &CallKey<'_>, leased: &Leased) {
-        if let (Backend::Bytes { nonblocking, .. }, Ok(lease @ Lease::Held(_))) = (&self.backend, &leased.shared) {
+        if let Ok(lease) = &leased.shared {
+            self.release_lease_async(key, lease).await;
+        }
+    }
+
+    async fn release_lease_async(&self, key: &CallKey<'_>, lease: &Lease) {
+        if let (Backend::Bytes { nonblocking, .. }, Lease::Held(_)) = (&self.backend, lease) {
             let storage_key = self.storage_key(key);
             let _ = self
                 .op_async(Operation::Delete, nonblocking.release(&storage_key, lease))

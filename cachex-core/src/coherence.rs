@@ -192,7 +192,7 @@ pub trait Invalidations: Send + Sync + 'static {
 
     /// Fills the entry under `key` in `storage` under `lease` (see
     /// [`Storage::fill`]), then publishes `message` when the value landed, blocking; returns
-    /// whether it landed. Redis sends both at once on a standalone server.
+    /// whether it landed. Redis does both in one script, on a standalone server and a cluster.
     fn fill_and_publish(
         &self,
         storage: &dyn Storage,

@@ -21,10 +21,19 @@ use std::time::Duration;
 /// stores.
 ///
 /// ```
-/// use cachex_core::Lease;
-/// let lease = Lease::Held(b"what the entry holds".to_vec());
-/// assert!(lease.allows_fill());
-/// assert!(!Lease::HeldElsewhere.allows_fill());
+/// use std::time::Duration;
+/// use cachex_core::{Key, Lease, Storage, StorageKey};
+/// # #[cfg(feature = "file")] {
+/// let dir = std::env::temp_dir().join(format!("cachex-doc-lease-{}", std::process::id()));
+/// let store = cachex_core::backend::file::FileStore::new(&dir, "doc", None);
+/// let key = StorageKey::new("doc", Key([7; 32]));
+/// let lease = store.lease(&key, Duration::from_secs(30)).unwrap();
+/// assert!(matches!(lease, Lease::Held(_)), "the entry was absent: this computation holds it");
+/// assert_eq!(store.lease(&key, Duration::from_secs(30)).unwrap(), Lease::HeldElsewhere);
+/// store.delete(&key).unwrap(); // an invalidation while it computes
+/// assert!(!store.fill(&key, &lease, b"old value", None).unwrap(), "the fill is refused");
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
@@ -35,13 +44,6 @@ pub enum Lease {
     /// The fill lands only while the entry is as these bytes say (their meaning is the
     /// backend's: the marker it stored, a digest of the bytes it found, a CAS token).
     Held(Vec<u8>),
-}
-
-impl Lease {
-    /// Whether a fill is to be attempted at all.
-    pub fn allows_fill(&self) -> bool {
-        !matches!(self, Lease::HeldElsewhere)
-    }
 }
 
 /// The first bytes of a marker: never those of an envelope (`CHX\x01`).
@@ -87,11 +89,6 @@ pub fn marker_until(bytes: &[u8]) -> Option<u64> {
     })
 }
 
-/// Whether `bytes` are a marker still in force at `now_ms`.
-pub fn live_marker(bytes: &[u8], now_ms: u64) -> bool {
-    marker_until(bytes).is_some_and(|until| until > now_ms)
-}
-
 /// How long a lease lasts for a cache whose `lock_timeout` is `lock_timeout`: that long, and
 /// at least a second (a zero `lock_timeout` means "never wait", not "never store").
 pub fn lease_for(lock_timeout: Duration) -> Duration {
@@ -122,11 +119,9 @@ impl Stripes {
         &self.0[hash % STRIPES]
     }
 
-    /// The stripe of the in-process key `key`.
+    /// The stripe of the in-process key `key` (by the memory store's own hash of it).
     pub(crate) fn of_key(&self, key: &[u8]) -> &AtomicU64 {
-        use std::hash::BuildHasher;
-        static HASHER: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
-        self.of(HASHER.get_or_init(Default::default).hash_one(key) as usize)
+        self.of(crate::backend::memory::key_hash(key) as usize)
     }
 
     /// Marks a change of every entry.

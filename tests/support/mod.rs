@@ -7,6 +7,7 @@
 #[cfg(feature = "memcached")]
 pub mod memcached_server;
 pub mod mongo_server;
+pub mod peer;
 pub mod proxy;
 pub mod redis_server;
 pub mod signing;

@@ -199,6 +199,11 @@ impl Drop for EntryLock {
     }
 }
 
+/// What names an entry's bytes in a lease: their BLAKE3 digest.
+fn digest(bytes: &[u8]) -> Vec<u8> {
+    blake3::hash(bytes).as_bytes().to_vec()
+}
+
 /// Whether the file at `path` was last modified longer ago than `age`.
 fn older_than(path: &Path, age: Duration) -> bool {
     fs::metadata(path)
@@ -380,49 +385,35 @@ impl FileStore {
         self.written(value.len() as u64)
     }
 
-    /// The digest that names what the entry at `path` holds in a lease; `None` for nothing
-    /// there (or an expired entry, or a lapsed marker), `Some(None)` for a live marker.
-    #[allow(clippy::option_option)]
-    fn held(&self, path: &Path) -> Result<Option<Option<Vec<u8>>>, BoxError> {
-        match self.read_entry(path) {
-            Ok(Some(bytes)) if !expired(&bytes, now_millis()) => Ok(Some(
-                (!lease::is_marker(&bytes)).then(|| blake3::hash(&bytes).as_bytes().to_vec()),
-            )),
-            Ok(_) => Ok(None),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(io_error("read", path, error)),
-        }
-    }
-
-    /// Takes the lease of the entry `key` (see [`crate::lease`]).
+    /// Takes the lease of the entry `key` (see [`crate::lease`]): what a live entry holds
+    /// (another computation's marker: held elsewhere), or a new marker where there is none.
     fn take_lease(&self, key: &str, lease_for: Duration) -> Result<Lease, BoxError> {
         let path = self.path(key);
-        let lease = {
+        let marker = {
             let _lock = self.lock(&path)?;
-            match self.held(&path)? {
-                Some(Some(digest)) => return Ok(Lease::Held(digest)),
-                Some(None) => return Ok(Lease::HeldElsewhere),
+            match self.read(key)? {
+                Some(bytes) if lease::is_marker(&bytes) => return Ok(Lease::HeldElsewhere),
+                Some(bytes) => return Ok(Lease::Held(digest(&bytes))),
                 None => {
                     let marker = lease::marker(lease_for);
                     self.write_file(&path, &marker)?;
-                    Lease::Held(blake3::hash(&marker).as_bytes().to_vec())
+                    marker
                 }
             }
         };
-        self.written(lease::MARKER_LEN as u64)?;
-        Ok(lease)
+        self.written(marker.len() as u64)?;
+        Ok(Lease::Held(digest(&marker)))
     }
 
     /// Writes `value` as the entry `key` if it still holds what `lease` names.
     fn fill_leased(&self, key: &str, lease: &Lease, value: &[u8]) -> Result<bool, BoxError> {
-        let Lease::Held(digest) = lease else {
+        let Lease::Held(leased) = lease else {
             return Ok(false);
         };
         let path = self.path(key);
         {
             let _lock = self.lock(&path)?;
-            let current = self.read_entry(&path).ok().flatten();
-            if current.is_none_or(|bytes| blake3::hash(&bytes).as_bytes()[..] != digest[..]) {
+            if self.read(key)?.is_none_or(|bytes| digest(&bytes) != *leased) {
                 return Ok(false);
             }
             self.write_file(&path, value)?;
@@ -433,13 +424,15 @@ impl FileStore {
 
     /// Removes the entry `key` if it is still the marker `lease` names.
     fn release_leased(&self, key: &str, lease: &Lease) -> Result<(), BoxError> {
-        let Lease::Held(digest) = lease else {
+        let Lease::Held(leased) = lease else {
             return Ok(());
         };
         let path = self.path(key);
         let _lock = self.lock(&path)?;
-        let current = self.read_entry(&path).ok().flatten();
-        if current.is_some_and(|bytes| lease::is_marker(&bytes) && blake3::hash(&bytes).as_bytes()[..] == digest[..]) {
+        if self
+            .read(key)?
+            .is_some_and(|bytes| lease::is_marker(&bytes) && digest(&bytes) == *leased)
+        {
             self.remove_file(&path)?;
         }
         Ok(())

@@ -111,7 +111,7 @@ impl quick_cache::Lifecycle<StoredKey, Entry> for Outgoing {
 /// a hasher reading it in words (foldhash) waited for those stores at every word; a memory hit
 /// went from about 64 ns to 39 ns on the project's host with this (see the memory bench).
 #[inline]
-fn key_hash(key: &[u8]) -> u64 {
+pub(crate) fn key_hash(key: &[u8]) -> u64 {
     static BASIS: OnceLock<u64> = OnceLock::new();
     let basis = *BASIS.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64));
     let mut hash = key.iter().fold(basis, |hash, &byte| {

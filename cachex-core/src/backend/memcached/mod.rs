@@ -457,24 +457,18 @@ fn found_lease(generation: u64, found: Option<WithCas>) -> Lease {
     }
 }
 
-/// What a fill under a lease compares: the marker it added (its CAS unique is read first), or
-/// the CAS unique of the value it found.
-enum Expected {
-    Marker(Vec<u8>),
-    Unique(u64),
-}
-
 impl MemcachedStore {
-    /// The key a fill under `lease` writes (in the lease's generation) and what it expects
-    /// there; `None`: it does not write.
-    fn fill_target(&self, key: &StorageKey<'_>, lease: &Lease) -> Option<(String, Expected)> {
+    /// The key a fill under `lease` writes (in the lease's generation) and what the lease
+    /// expects there; `None`: it does not write.
+    fn fill_target<'l>(&self, key: &StorageKey<'_>, lease: &'l Lease) -> Option<(String, Token<'l>)> {
         let Lease::Held(bytes) = lease else {
             return None;
         };
-        Some(match Token::decode(bytes)? {
-            Token::Marker(generation, marker) => (self.namespaced(key, generation), Expected::Marker(marker.to_vec())),
-            Token::Unique(generation, cas) => (self.namespaced(key, generation), Expected::Unique(cas)),
-        })
+        let token = Token::decode(bytes)?;
+        let generation = match token {
+            Token::Marker(generation, _) | Token::Unique(generation, _) => generation,
+        };
+        Some((self.namespaced(key, generation), token))
     }
 }
 
@@ -521,12 +515,12 @@ impl Storage for MemcachedStore {
         }
         self.check_size(value)?;
         let client = self.blocking()?;
-        let Some((name, expected)) = self.fill_target(key, lease) else {
+        let Some((name, token)) = self.fill_target(key, lease) else {
             return Ok(false);
         };
-        let cas = match expected {
-            Expected::Unique(cas) => cas,
-            Expected::Marker(marker) => match client.gets(&name)? {
+        let cas = match token {
+            Token::Unique(_, cas) => cas,
+            Token::Marker(_, marker) => match client.gets(&name)? {
                 Some((bytes, cas)) if bytes == marker => cas,
                 _ => return Ok(false),
             },
@@ -535,7 +529,7 @@ impl Storage for MemcachedStore {
     }
     fn release(&self, key: &StorageKey<'_>, lease: &Lease) -> Result<(), BoxError> {
         let client = self.blocking()?;
-        if let Some((name, Expected::Marker(marker))) = self.fill_target(key, lease) {
+        if let Some((name, Token::Marker(_, marker))) = self.fill_target(key, lease) {
             // Not atomic: at worst a newer entry goes too, a miss (never a wrong value).
             if client.gets(&name)?.is_some_and(|(bytes, _)| bytes == marker) {
                 client.delete(&name)?;
@@ -612,12 +606,12 @@ impl AsyncStorage for MemcachedStore {
             }
             self.check_size(value)?;
             let client = self.nonblocking()?;
-            let Some((name, expected)) = self.fill_target(key, lease) else {
+            let Some((name, token)) = self.fill_target(key, lease) else {
                 return Ok(false);
             };
-            let cas = match expected {
-                Expected::Unique(cas) => cas,
-                Expected::Marker(marker) => match client.gets(&name).await? {
+            let cas = match token {
+                Token::Unique(_, cas) => cas,
+                Token::Marker(_, marker) => match client.gets(&name).await? {
                     Some((bytes, cas)) if bytes == marker => cas,
                     _ => return Ok(false),
                 },
@@ -628,7 +622,7 @@ impl AsyncStorage for MemcachedStore {
     fn release<'a>(&'a self, key: &'a StorageKey<'a>, lease: &'a Lease) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             let client = self.nonblocking()?;
-            if let Some((name, Expected::Marker(marker))) = self.fill_target(key, lease) {
+            if let Some((name, Token::Marker(_, marker))) = self.fill_target(key, lease) {
                 if client.gets(&name).await?.is_some_and(|(bytes, _)| bytes == marker) {
                     client.delete(&name).await?;
                 }
