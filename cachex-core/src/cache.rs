@@ -160,7 +160,7 @@ impl Cache {
     pub fn new(settings: CacheSettings, backend: Backend) -> Self {
         let local = match (&settings.local, &backend) {
             (Some(local), Backend::Bytes { invalidations, .. }) => {
-                let tier = Arc::new(LocalTier::new(&settings.name, local, invalidations.is_some()));
+                let tier = Arc::new(LocalTier::new(&settings.name, local, invalidations.as_deref()));
                 if let Some(invalidations) = invalidations {
                     let listener: Arc<dyn InvalidationListener> = tier.clone();
                     invalidations.subscribe(Arc::downgrade(&listener));
@@ -853,7 +853,7 @@ impl Cache {
         value: &V,
     ) -> Filled {
         let stripe = self.changes.of_key(key.local());
-        let current = || Some(lease::stamp(stripe)) == stamp;
+        let current = || stamp.is_some_and(|stamp| stamp.current(stripe));
         if !current() {
             return Filled::Overtaken;
         }

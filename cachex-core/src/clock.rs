@@ -53,6 +53,18 @@ pub(crate) fn expiry(ttl: Duration) -> u64 {
     now_nanos().saturating_add(ttl).saturating_sub(resolution_nanos())
 }
 
+/// At least the time that passed since `reading` (of [`now_nanos`]); up to a tick more.
+pub(crate) fn elapsed_since(reading: u64) -> Duration {
+    Duration::from_nanos(now_nanos().saturating_sub(reading).saturating_add(resolution_nanos()))
+}
+
+/// The reading of [`now_nanos`] from which `within` has passed since `since`: like
+/// [`expiry`], never later than real time says (it may come up to two ticks early).
+pub(crate) fn deadline(since: std::time::Instant, within: Duration) -> u64 {
+    let elapsed = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    expiry(within).saturating_sub(elapsed)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -64,6 +76,18 @@ mod tests {
         let after = super::now_nanos();
         // At least the sleep minus one coarse tick (the kernel's tick is at most 10 ms).
         assert!(after - before >= 20_000_000, "{before} -> {after}");
+    }
+
+    #[test]
+    fn a_deadline_counts_from_its_start() {
+        let since = std::time::Instant::now() - Duration::from_millis(40);
+        let deadline = super::deadline(since, Duration::from_millis(100));
+        assert!(
+            deadline <= super::expiry(Duration::from_millis(60)),
+            "counted from the call"
+        );
+        std::thread::sleep((since + Duration::from_millis(100)).saturating_duration_since(std::time::Instant::now()));
+        assert!(super::now_nanos() >= deadline, "not passed 100 ms after its start");
     }
 
     #[test]

@@ -154,6 +154,16 @@ pub trait Invalidations: Send + Sync + 'static {
     /// long as the listener lives, and telling it when the channel is up and when it is lost.
     fn subscribe(&self, listener: Weak<dyn InvalidationListener>);
 
+    /// How far behind the channel a subscriber that is up may fall before it says so: a
+    /// channel that returns `Some(d)` calls [`InvalidationListener::caught_up`] at least every
+    /// `d` while it is up, and a local tier it feeds serves only while the last point it caught
+    /// up to is less than `d` ago (so a process that was stopped serves nothing until its
+    /// subscriber has read what was published meanwhile). `None` (the default): the channel
+    /// does not say, and a tier trusts `connected` and `lost` alone.
+    fn caught_up_within(&self) -> Option<Duration> {
+        None
+    }
+
     /// Checks, for `init()`, that this process may publish and subscribe on the channel: `Err`
     /// says what to change when the server refuses either. A server that cannot be reached is
     /// no problem here (calls follow `on_error`, and the tier stays bypassed until it is up).
@@ -335,6 +345,11 @@ pub trait InvalidationListener: Send + Sync {
     fn lost(&self, reason: &str);
     /// A message arrived (its raw bytes; see [`Invalidation::decode`]).
     fn message(&self, message: &[u8]);
+    /// Every message published before `as_of` has been delivered (see
+    /// [`Invalidations::caught_up_within`]). By default ignored.
+    fn caught_up(&self, as_of: std::time::Instant) {
+        let _ = as_of;
+    }
 }
 
 #[cfg(test)]

@@ -101,9 +101,20 @@ pub fn lease_for(lock_timeout: Duration) -> Duration {
 /// backend, whose entries no other process sees, and for a local tier's copies.
 pub(crate) struct Stripes(Box<[AtomicU64]>);
 
-/// A stripe's count, noted when a computation (or a shared read) began.
+/// A stripe's count, noted when a computation (or a shared read) began, and when that was
+/// (a [`clock`](crate::clock) reading: a local tier counts its copy's `ttl` from it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp(pub(crate) u64);
+pub(crate) struct Stamp {
+    pub(crate) count: u64,
+    pub(crate) taken: u64,
+}
+
+impl Stamp {
+    /// Whether no change of `stripe` came in since this stamp was taken of it.
+    pub(crate) fn current(&self, stripe: &AtomicU64) -> bool {
+        stripe.load(Ordering::SeqCst) == self.count
+    }
+}
 
 /// How many stripes a cache keeps: a change to one entry makes a concurrent fill of another
 /// in its stripe refuse, so enough that this is rare, few enough to bump them all on a clear.
@@ -134,7 +145,10 @@ impl Stripes {
 
 /// The stamp of `stripe` now.
 pub(crate) fn stamp(stripe: &AtomicU64) -> Stamp {
-    Stamp(stripe.load(Ordering::SeqCst))
+    Stamp {
+        count: stripe.load(Ordering::SeqCst),
+        taken: crate::clock::now_nanos(),
+    }
 }
 
 /// Marks a change of an entry of `stripe`.

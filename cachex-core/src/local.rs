@@ -13,18 +13,26 @@
 //! key's stripe before it reads; every invalidation (and this process's own writes, and a lost
 //! channel) advances the stamps it concerns before it removes entries; a fill that finds its
 //! stamp moved after inserting removes what it inserted.
+//!
+//! A channel that reports how far it has caught up ([`Invalidations::caught_up_within`]:
+//! Redis's subscriber pings every half `timeout` and reports each answer) also bounds how far
+//! behind the tier may serve: a copy is served only while every message published up to the
+//! cache's `timeout` ago has been handled. A process that was stopped (`SIGSTOP`, a VM pause, a
+//! long GC-like stall) holds its pending messages in its socket; until its subscriber has read
+//! past them, its tier answers nothing and calls read the shared backend.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::memory::{MemoryLimits, MemoryStore};
-use crate::coherence::{Invalidation, InvalidationListener};
+use crate::clock;
+use crate::coherence::{Invalidation, InvalidationListener, Invalidations};
 use crate::envelope::{self, Expiry};
 use crate::key::{Key, LocalKey};
 pub(crate) use crate::lease::Stamp;
-use crate::lease::Stripes;
+use crate::lease::{self, Stripes};
 use crate::stale::Found;
 
 /// The bounds of a local tier.
@@ -60,6 +68,11 @@ pub(crate) struct LocalTier {
     stamps: Stripes,
     /// Whether the tier answers lookups and takes fills (false while invalidations may be lost).
     serving: AtomicBool,
+    /// How far behind its channel the tier may serve (`None`: the channel does not say).
+    caught_up_within: Option<Duration>,
+    /// The [`clock`] reading from which the tier is too far behind its channel to serve:
+    /// `caught_up_within` after the latest point its channel caught up to.
+    serve_before: AtomicU64,
     bypasses: AtomicU64,
     invalidations: AtomicU64,
 }
@@ -83,9 +96,9 @@ pub(crate) struct LocalState {
 }
 
 impl LocalTier {
-    /// A tier with these bounds; `coherent` = a channel of invalidations will feed it (it is
-    /// bypassed until that channel says it is connected).
-    pub(crate) fn new(cache: &str, settings: &LocalSettings, coherent: bool) -> Self {
+    /// A tier with these bounds, fed by `channel` when there is one (it is bypassed until that
+    /// channel says it is connected).
+    pub(crate) fn new(cache: &str, settings: &LocalSettings, channel: Option<&dyn Invalidations>) -> Self {
         LocalTier {
             cache: cache.to_owned(),
             store: MemoryStore::new(&MemoryLimits {
@@ -97,16 +110,27 @@ impl LocalTier {
             ttl: settings.ttl,
             index: (0..INDEX_SHARDS).map(|_| Mutex::default()).collect(),
             stamps: Stripes::new(),
-            serving: AtomicBool::new(!coherent),
+            serving: AtomicBool::new(channel.is_none()),
+            caught_up_within: channel.and_then(|channel| channel.caught_up_within()),
+            serve_before: AtomicU64::new(u64::MAX),
             bypasses: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
         }
     }
 
-    /// Whether the tier answers lookups now.
+    /// Whether the tier answers lookups now: its channel is up and has caught up recently
+    /// enough.
     #[inline]
     pub(crate) fn serving(&self) -> bool {
-        self.serving.load(Ordering::Acquire)
+        self.serving.load(Ordering::Acquire) && clock::now_nanos() < self.serve_before.load(Ordering::Acquire)
+    }
+
+    /// The channel has delivered every message published before `as_of`.
+    fn caught_up_to(&self, as_of: Instant) {
+        if let Some(within) = self.caught_up_within {
+            self.serve_before
+                .fetch_max(clock::deadline(as_of, within), Ordering::AcqRel);
+        }
     }
 
     /// What the tier holds under `key`, when it is serving.
@@ -129,14 +153,14 @@ impl LocalTier {
     /// The stamp to fill `digest` with after a shared read, or `None` when the tier is not
     /// serving (nothing is filled then).
     pub(crate) fn stamp(&self, digest: &Key) -> Option<Stamp> {
-        let stamp = Stamp(self.stripe(digest).load(Ordering::SeqCst));
+        let stamp = lease::stamp(self.stripe(digest));
         self.serving().then_some(stamp)
     }
 
     /// Whether no invalidation of `digest`'s stripe (nor a loss of the channel) came in since
     /// `stamp`: what was read since is still the latest this process knows of.
     pub(crate) fn unchanged(&self, digest: &Key, stamp: Stamp) -> bool {
-        self.stripe(digest).load(Ordering::SeqCst) == stamp.0 && self.serving()
+        stamp.current(self.stripe(digest)) && self.serving()
     }
 
     /// Fills the tier with a value read from the shared backend (whose envelope said
@@ -150,7 +174,7 @@ impl LocalTier {
         expiry: Expiry,
         stamp: Stamp,
     ) -> bool {
-        if let Some((fresh_for, kept_for)) = self.bounds(expiry) {
+        if let Some((fresh_for, kept_for)) = self.bounds(expiry, stamp) {
             // The store first, then the index: an index entry always names an entry inserted
             // before it (the sweep keeps it while the entry is there).
             self.store.insert_for(key, value, fresh_for, kept_for);
@@ -176,9 +200,9 @@ impl LocalTier {
     ) {
         let stripe = self.stripe(digest);
         let before = stripe.fetch_add(1, Ordering::SeqCst);
-        let bounds = self.bounds(expiry);
+        let bounds = stamp.and_then(|stamp| self.bounds(expiry, stamp));
         match (stamp, bounds) {
-            (Some(stamp), Some((fresh_for, kept_for))) if stamp.0 == before && self.serving() => {
+            (Some(stamp), Some((fresh_for, kept_for))) if stamp.count == before && self.serving() => {
                 self.store.insert_for(key, value, fresh_for, kept_for);
                 self.index_insert(key, digest);
                 if stripe.load(Ordering::SeqCst) != before + 1 || !self.serving() {
@@ -204,12 +228,15 @@ impl LocalTier {
     }
 
     /// How long a copy of a shared entry with `expiry` stays fresh, then kept: within the
-    /// tier's `ttl` and the entry's own boundaries; `None` when it is already past them.
-    fn bounds(&self, expiry: Expiry) -> Option<(Duration, Duration)> {
+    /// tier's `ttl` counted from when the read (or write) it copies began (`stamp`: a copy
+    /// that lands late, its process stopped in between, is kept no longer), and within the
+    /// entry's own boundaries; `None` when it is already past them.
+    fn bounds(&self, expiry: Expiry, stamp: Stamp) -> Option<(Duration, Duration)> {
         let now = envelope::now_millis();
+        let ttl = self.ttl.saturating_sub(clock::elapsed_since(stamp.taken));
         let left = |until: u64| match until {
-            0 => self.ttl,
-            until => Duration::from_millis(until.saturating_sub(now)).min(self.ttl),
+            0 => ttl,
+            until => Duration::from_millis(until.saturating_sub(now)).min(ttl),
         };
         let kept_for = left(expiry.stored_until);
         (!kept_for.is_zero()).then(|| (left(expiry.fresh_until).min(kept_for), kept_for))
@@ -250,7 +277,8 @@ impl LocalTier {
     pub(crate) fn state(&self) -> LocalState {
         LocalState {
             entries: self.store.entry_count(),
-            bypassed: !self.serving(),
+            // The channel is lost (a tier behind its channel for a moment is not counted).
+            bypassed: !self.serving.load(Ordering::Acquire),
             bypasses: self.bypasses.load(Ordering::Relaxed),
             invalidations: self.invalidations.load(Ordering::Relaxed),
         }
@@ -260,6 +288,11 @@ impl LocalTier {
 impl InvalidationListener for LocalTier {
     fn connected(&self) {
         self.clear();
+        // Caught up now: every message published from here on will be delivered.
+        if let Some(within) = self.caught_up_within {
+            self.serve_before
+                .store(clock::deadline(Instant::now(), within), Ordering::Release);
+        }
         if !self.serving.swap(true, Ordering::AcqRel) {
             tracing::info!(cache = %self.cache, "cachex local tier serving: the invalidation channel is up");
         }
@@ -279,11 +312,34 @@ impl InvalidationListener for LocalTier {
             self.invalidate(invalidation);
         }
     }
+
+    fn caught_up(&self, as_of: Instant) {
+        self.caught_up_to(as_of);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A channel that reports catching up (as Redis's does) and delivers nothing by itself.
+    struct Channel;
+
+    impl Invalidations for Channel {
+        fn publish(&self, _message: &[u8]) -> Result<(), crate::error::BoxError> {
+            Ok(())
+        }
+        fn publish_async<'a>(
+            &'a self,
+            _message: &'a [u8],
+        ) -> crate::storage::BoxFuture<'a, Result<(), crate::error::BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn subscribe(&self, _listener: std::sync::Weak<dyn InvalidationListener>) {}
+        fn caught_up_within(&self) -> Option<Duration> {
+            Some(Duration::from_secs(1))
+        }
+    }
 
     fn tier(ttl: Duration) -> LocalTier {
         LocalTier::new(
@@ -293,7 +349,7 @@ mod tests {
                 max_bytes: None,
                 ttl,
             },
-            true,
+            Some(&Channel),
         )
     }
 
@@ -324,6 +380,26 @@ mod tests {
             "emptied by the loss"
         );
         assert_eq!(tier.state().bypasses, 1);
+    }
+
+    #[test]
+    fn a_tier_serves_only_while_its_channel_has_caught_up_recently() {
+        let tier = tier(Duration::from_secs(60));
+        tier.connected();
+        let digest = Key([2; 32]);
+        tier.fill(b"k", &digest, 7u32, far(), tier.stamp(&digest).unwrap());
+        assert!(matches!(tier.fetch::<u32>(b"k"), Some(Found::Fresh(7))));
+        // The channel last caught up to a point 1.1 s ago (1 s allowed): a stopped process's
+        // pending messages may not have been read yet.
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(tier.fetch::<u32>(b"k").is_none(), "served while behind its channel");
+        assert!(tier.stamp(&digest).is_none(), "filled while behind its channel");
+        // An answer to a ping sent before the stop says nothing about what came after it.
+        tier.caught_up(Instant::now() - Duration::from_millis(1050));
+        assert!(tier.fetch::<u32>(b"k").is_none());
+        // Caught up again: the copy is served (nothing named it meanwhile).
+        tier.caught_up(Instant::now());
+        assert!(matches!(tier.fetch::<u32>(b"k"), Some(Found::Fresh(7))));
     }
 
     #[test]
@@ -393,20 +469,39 @@ mod tests {
     #[test]
     fn a_copy_keeps_the_shared_boundaries_within_the_tier_ttl() {
         let tier = tier(Duration::from_secs(60));
+        tier.connected();
         let now = envelope::now_millis();
-        let bounds = |fresh: u64, stored: u64| {
-            tier.bounds(Expiry {
-                fresh_until: fresh,
-                stored_until: stored,
-            })
+        let stamp = tier.stamp(&Key([0; 32])).unwrap();
+        let bounds = |fresh: u64, stored: u64, stamp: Stamp| {
+            tier.bounds(
+                Expiry {
+                    fresh_until: fresh,
+                    stored_until: stored,
+                },
+                stamp,
+            )
         };
-        let (fresh, kept) = bounds(now + 10_000, now + 20_000).unwrap();
-        assert!(fresh <= Duration::from_secs(10) && fresh > Duration::from_secs(9));
-        assert!(kept <= Duration::from_secs(20) && kept > Duration::from_secs(19));
-        assert_eq!(bounds(0, 0), Some((Duration::from_secs(60), Duration::from_secs(60))));
-        let (fresh, kept) = bounds(now + 600_000, now + 900_000).unwrap();
-        assert_eq!((fresh, kept), (Duration::from_secs(60), Duration::from_secs(60)));
-        assert_eq!(bounds(now - 10, now - 5), None);
+        let within =
+            |bound: Duration, upper: u64| bound <= Duration::from_secs(upper) && bound > Duration::from_secs(upper - 1);
+        let (fresh, kept) = bounds(now + 10_000, now + 20_000, stamp).unwrap();
+        assert!(within(fresh, 10) && within(kept, 20), "{fresh:?} {kept:?}");
+        let (fresh, kept) = bounds(0, 0, stamp).unwrap();
+        assert!(within(fresh, 60) && within(kept, 60), "{fresh:?} {kept:?}");
+        let (fresh, kept) = bounds(now + 600_000, now + 900_000, stamp).unwrap();
+        assert!(within(fresh, 60) && within(kept, 60), "{fresh:?} {kept:?}");
+        assert_eq!(bounds(now - 10, now - 5, stamp), None);
+        // A read that began 50 s ago (its process stopped since) is copied for what is left.
+        let early = Stamp {
+            taken: stamp.taken.saturating_sub(50_000_000_000),
+            ..stamp
+        };
+        let (fresh, kept) = bounds(0, 0, early).unwrap();
+        assert!(within(fresh, 10) && within(kept, 10), "{fresh:?} {kept:?}");
+        let older = Stamp {
+            taken: stamp.taken.saturating_sub(61_000_000_000),
+            ..stamp
+        };
+        assert_eq!(bounds(0, 0, older), None);
     }
 
     #[test]

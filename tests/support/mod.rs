@@ -70,9 +70,12 @@ pub fn free_port_pair(offset: u16) -> u16 {
     }
 }
 
-/// A fresh directory under the target directory, kept for post-mortems.
+/// A fresh directory under the target directory (the system's temporary directory when this
+/// module is built into an example), kept for post-mortems.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("servers");
+    let base = option_env!("CARGO_TARGET_TMPDIR")
+        .map_or_else(std::env::temp_dir, PathBuf::from)
+        .join("servers");
     std::fs::create_dir_all(&base).unwrap();
     tempfile::Builder::new().prefix(name).tempdir_in(base).unwrap().keep()
 }

@@ -181,7 +181,7 @@ impl TlsRedisServer {
 /// A cluster of three masters (no replicas), all slots assigned.
 pub struct RedisCluster {
     pub ports: Vec<u16>,
-    _processes: Vec<Process>,
+    processes: Vec<Process>,
 }
 
 impl RedisCluster {
@@ -240,10 +240,17 @@ impl RedisCluster {
                 info.contains("cluster_state:ok")
             });
         }
-        RedisCluster {
-            ports,
-            _processes: processes,
-        }
+        RedisCluster { ports, processes }
+    }
+
+    /// Kills node `index` (SIGKILL), leaves it down for `down`, and starts it again on the same
+    /// port with its cluster configuration (its data set empty).
+    pub fn restart_node(&mut self, index: usize, down: Duration) {
+        self.processes[index].kill();
+        std::thread::sleep(down);
+        self.processes[index].restart();
+        let port = self.ports[index];
+        wait_until(&format!("cluster node on port {port}"), READY, || pings_tcp(port));
     }
 
     pub fn url(&self) -> String {

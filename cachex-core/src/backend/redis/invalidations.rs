@@ -12,12 +12,15 @@
 //!
 //! The subscriber is a blocking connection on a thread of its own (no async runtime needed),
 //! named after its channel (`CLIENT LIST` shows `name=<prefix>:invalidations`).
-//! When it has heard nothing for half the cache's `timeout` it sends a `PING`; a ping not
-//! answered within the other half, or any error, is a lost channel: the tier is emptied and
-//! bypassed until a new connection has subscribed again (retried with a backoff up to 1 s).
+//! It sends a `PING` every half of the cache's `timeout`, whatever else it reads: an answer
+//! says every message published before the ping was sent has been handled, and the tier serves
+//! only while that point is less than the `timeout` ago (a process that was stopped serves
+//! nothing until it has read what was published meanwhile). A ping not answered within half
+//! the `timeout`, or any error, is a lost channel: the tier is emptied and bypassed until a new
+//! connection has subscribed again (retried with a backoff up to 1 s).
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{Client, Cmd, Pipeline, Value};
 
@@ -136,6 +139,12 @@ impl RedisInvalidations {
 }
 
 impl Invalidations for RedisInvalidations {
+    /// The subscriber pings every half `timeout` and reports each answer: a tier is never more
+    /// than the cache's `timeout` behind the channel while it serves.
+    fn caught_up_within(&self) -> Option<Duration> {
+        Some(self.conns.options.timeout)
+    }
+
     fn check(&self) -> Result<(), String> {
         match self.refusal() {
             None => Ok(()),
@@ -373,13 +382,40 @@ impl Subscriber {
         if let Err(refused) = subscribe(&mut conn, &self.channel) {
             return Ok(Ended::Refused(refused));
         }
-        let mut pubsub = conn.as_pubsub();
-        pubsub.set_read_timeout(Some(heartbeat))?;
         match listener.upgrade() {
             Some(listener) => listener.connected(),
             None => return Ok(Ended::ListenerGone),
         }
+        let mut pubsub = conn.as_pubsub();
+        let mut next_ping = Instant::now() + heartbeat;
         loop {
+            let now = Instant::now();
+            if now >= next_ping {
+                // The answer comes after every message published before the ping was sent;
+                // redis-rs queues the messages read before it, so they are handled (the
+                // queue drained) before the tier hears it has caught up.
+                pubsub.set_read_timeout(Some(heartbeat))?;
+                if let Err(error) = pubsub.ping::<Value>() {
+                    return Ok(Ended::Lost(format!(
+                        "no answer to a ping within {heartbeat:?}: {error}"
+                    )));
+                }
+                match drain(&mut pubsub, listener, heartbeat)? {
+                    Drained::Empty => match listener.upgrade() {
+                        Some(listener) => listener.caught_up(now),
+                        None => return Ok(Ended::ListenerGone),
+                    },
+                    Drained::Flooded => {}
+                    Drained::Ended(ended) => return Ok(ended),
+                }
+                next_ping = now + heartbeat;
+                continue;
+            }
+            // A timeout here leaves the connection as it was: redis-rs skips a late reply
+            // only after a command's (the ping's) timeout, and that one ends the connection.
+            pubsub.set_read_timeout(Some(
+                next_ping.saturating_duration_since(now).max(Duration::from_millis(1)),
+            ))?;
             match pubsub.get_message() {
                 Ok(message) => match listener.upgrade() {
                     Some(listener) => listener.message(message.get_payload_bytes()),
@@ -389,14 +425,41 @@ impl Subscriber {
                     if listener.strong_count() == 0 {
                         return Ok(Ended::ListenerGone);
                     }
-                    if let Err(error) = pubsub.ping::<Value>() {
-                        return Ok(Ended::Lost(format!(
-                            "no answer to a ping within {heartbeat:?}: {error}"
-                        )));
-                    }
                 }
                 Err(error) => return Ok(Ended::Lost(error.to_string())),
             }
         }
     }
+}
+
+/// How [`drain`] ended.
+enum Drained {
+    /// Every message read before the ping's answer is handled.
+    Empty,
+    /// Messages kept coming for `within`: whether those read before the answer are all
+    /// handled is not known (the tier does not hear it caught up this time).
+    Flooded,
+    Ended(Ended),
+}
+
+/// Hands over the messages waiting on `pubsub` (those redis-rs queued while it read the
+/// answer to a ping, then any in the socket) until none comes within 100 µs.
+fn drain(
+    pubsub: &mut redis::PubSub<'_>,
+    listener: &Weak<dyn InvalidationListener>,
+    within: Duration,
+) -> Result<Drained, BoxError> {
+    pubsub.set_read_timeout(Some(Duration::from_micros(100)))?;
+    let started = Instant::now();
+    while started.elapsed() < within {
+        match pubsub.get_message() {
+            Ok(message) => match listener.upgrade() {
+                Some(listener) => listener.message(message.get_payload_bytes()),
+                None => return Ok(Drained::Ended(Ended::ListenerGone)),
+            },
+            Err(error) if error.is_timeout() => return Ok(Drained::Empty),
+            Err(error) => return Ok(Drained::Ended(Ended::Lost(error.to_string()))),
+        }
+    }
+    Ok(Drained::Flooded)
 }
